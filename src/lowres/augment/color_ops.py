@@ -1,0 +1,159 @@
+"""Batched photometric operations with one parameter per sample.
+
+Every function takes float images [B, C, H, W] with values in 0..1 (C = 1 or 3) and
+per-sample parameters as tensors of shape [B]; it returns a new tensor and never modifies
+its input. The semantics are those of `torchvision.transforms.v2.functional` on *float*
+inputs (the tests compare both image by image); torchvision's uint8 path rounds or floors
+at different places and differs by about one intensity level.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.nn.functional import conv2d
+
+# ITU-R 601-2 luma weights, as PIL and torchvision use them.
+_LUMA = (0.2989, 0.587, 0.114)
+
+
+def per_sample(values: Tensor, like: Tensor) -> Tensor:
+    """A [B] parameter as [B, 1, 1, 1] in the dtype of `like`, ready to broadcast."""
+    return values.to(dtype=like.dtype, device=like.device).reshape(-1, 1, 1, 1)
+
+
+def luminance(images: Tensor) -> Tensor:
+    """Grey level [B, 1, H, W]; single-channel images are returned as they are."""
+    if images.shape[1] == 1:
+        return images
+    r, g, b = images.unbind(dim=1)
+    return (r * _LUMA[0] + g * _LUMA[1] + b * _LUMA[2]).unsqueeze(1)
+
+
+def grayscale(images: Tensor) -> Tensor:
+    """Grey version with the input's channel count (RandomGrayscale keeps 3 channels)."""
+    return luminance(images).expand_as(images).clone()
+
+
+def _blend(images: Tensor, other: Tensor, ratio: Tensor) -> Tensor:
+    """ratio * images + (1 - ratio) * other, clamped to 0..1; `ratio` is [B]."""
+    r = per_sample(ratio, images)
+    return (images * r + other * (1.0 - r)).clamp_(0.0, 1.0)
+
+
+def adjust_brightness(images: Tensor, factor: Tensor) -> Tensor:
+    return (images * per_sample(factor, images)).clamp_(0.0, 1.0)
+
+
+def adjust_saturation(images: Tensor, factor: Tensor) -> Tensor:
+    if images.shape[1] == 1:  # no colour to change (torchvision follows PIL here)
+        return images.clone()
+    return _blend(images, luminance(images), factor)
+
+
+def adjust_contrast(images: Tensor, factor: Tensor) -> Tensor:
+    # Blend towards the mean grey level of each image.
+    mean = luminance(images).mean(dim=(1, 2, 3), keepdim=True)
+    return _blend(images, mean, factor)
+
+
+def adjust_sharpness(images: Tensor, factor: Tensor) -> Tensor:
+    """Blend with a smoothed copy; the one-pixel border is left unchanged (as PIL does)."""
+    _, c, h, w = images.shape
+    if h <= 2 or w <= 2:
+        return images.clone()
+    kernel = torch.ones(3, 3, dtype=images.dtype, device=images.device)
+    kernel[1, 1] = 5.0
+    kernel = (kernel / 13.0).expand(c, 1, 3, 3)
+    smooth = conv2d(images, kernel, groups=c)  # [B, C, H-2, W-2]: interior only
+    out = images.clone()
+    inner = out[:, :, 1:-1, 1:-1]
+    r = per_sample(factor, images)
+    inner.copy_(inner * r + smooth * (1.0 - r))
+    return out.clamp_(0.0, 1.0)
+
+
+def _rgb_to_hsv(images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    r, g, b = images.unbind(dim=1)
+    value, _ = images.max(dim=1)
+    low, _ = images.min(dim=1)
+    spread = value - low
+    flat = spread == 0
+    # Grey pixels have no hue and no saturation; dividing by 1 there keeps them finite.
+    saturation = spread / torch.where(value == 0, torch.ones_like(value), value)
+    safe = torch.where(flat, torch.ones_like(spread), spread)
+    hue = torch.where(
+        value == r, (g - b) / safe,
+        torch.where(value == g, 2.0 + (b - r) / safe, 4.0 + (r - g) / safe))
+    hue = torch.where(flat, torch.zeros_like(hue), hue)
+    hue = torch.remainder(hue / 6.0, 1.0)
+    return hue, saturation, value
+
+
+def _hsv_to_rgb(hue: Tensor, saturation: Tensor, value: Tensor) -> Tensor:
+    # Closed form: channel n gets v - v*s*clamp(min(k, 4 - k), 0, 1) with k = (n + 6h) mod 6.
+    channels = []
+    for n in (5.0, 3.0, 1.0):
+        k = torch.remainder(n + hue * 6.0, 6.0)
+        weight = torch.minimum(k, 4.0 - k).clamp(0.0, 1.0)
+        channels.append(value - value * saturation * weight)
+    return torch.stack(channels, dim=1).clamp_(0.0, 1.0)
+
+
+def adjust_hue(images: Tensor, shift: Tensor) -> Tensor:
+    """Rotate the hue by `shift` (fraction of a turn, -0.5..0.5) per sample."""
+    if images.shape[1] == 1:
+        return images.clone()
+    hue, sat, val = _rgb_to_hsv(images)
+    hue = torch.remainder(hue + shift.to(hue.dtype).reshape(-1, 1, 1), 1.0)
+    return _hsv_to_rgb(hue, sat, val)
+
+
+def posterize(images: Tensor, bits: Tensor) -> Tensor:
+    """Keep `bits` bits per channel: float path of torchvision (floor(x * 2^bits) / 2^bits)."""
+    levels = per_sample(torch.pow(2.0, bits.to(torch.float32)), images)
+    return torch.minimum(torch.floor(images * levels), levels - 1.0).clamp_(min=0.0) / levels
+
+
+def solarize(images: Tensor, threshold: Tensor) -> Tensor:
+    """Invert every value at or above `threshold` (0..1 units)."""
+    return torch.where(images >= per_sample(threshold, images), 1.0 - images, images)
+
+
+def autocontrast(images: Tensor) -> Tensor:
+    """Stretch each channel to the full range; flat channels are left as they are."""
+    low = images.amin(dim=(2, 3), keepdim=True)
+    high = images.amax(dim=(2, 3), keepdim=True)
+    flat = high == low
+    scale = torch.where(flat, torch.ones_like(high), high - low)
+    low = torch.where(flat, torch.zeros_like(low), low)
+    return ((images - low) / scale).clamp_(0.0, 1.0)
+
+
+def to_uint8_levels(images: Tensor) -> Tensor:
+    """0..1 floats to integer levels 0..255 the way torchvision converts float to uint8."""
+    return (images * (256.0 - 1e-3)).to(torch.uint8)
+
+
+def equalize(images: Tensor) -> Tensor:
+    """Histogram equalisation per channel with PIL's lookup table (on 256 levels).
+
+    The float path of torchvision quantises to uint8 first, so the output is in k/255 steps.
+    Channels whose pixels (apart from the most frequent top value) number fewer than 255
+    are returned quantised but otherwise unchanged, as in PIL.
+    """
+    b, c, h, w = images.shape
+    levels = to_uint8_levels(images).reshape(b * c, h * w).long()
+    hist = torch.zeros(b * c, 256, dtype=torch.int64, device=images.device)
+    hist.scatter_add_(1, levels, torch.ones_like(levels))
+    cumulative = hist.cumsum(dim=1)
+    # PIL ignores the count of the highest level present in the channel.
+    top = 255 - torch.argmax((hist.flip(1) > 0).to(torch.int8), dim=1)
+    top_count = hist.gather(1, top.unsqueeze(1))
+    step = (h * w - top_count) // 255  # [B*C, 1]
+    safe_step = step.clamp(min=1)
+    # Level k maps to (cumulative count below k + step // 2) // step.
+    below = torch.cat([torch.zeros_like(cumulative[:, :1]), cumulative[:, :-1]], dim=1)
+    lut = ((below + safe_step // 2) // safe_step).clamp_(0, 255)
+    mapped = lut.gather(1, levels)
+    mapped = torch.where(step > 0, mapped, levels)
+    return (mapped.to(images.dtype) * (1.0 / 255.0)).reshape(b, c, h, w)  # as torchvision scales

@@ -1,0 +1,84 @@
+"""The augmentation pipeline: image ops in spec order, then at most one mix op, then
+normalisation. Works on whole batches on the images' device, one random draw per sample."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from lowres.augment.base import Context, Op
+from lowres.augment.mix import MixOp, check_num_classes
+from lowres.augment.registry import parse_spec
+
+
+def to_float(images: Tensor) -> Tensor:
+    """uint8 0..255 or float 0..1 -> float32 0..1 (a new tensor)."""
+    if images.dtype == torch.uint8:
+        return images.to(torch.float32).div_(255.0)
+    if not images.is_floating_point():
+        raise TypeError(f"images must be uint8 or float, got {images.dtype}")
+    return images.to(torch.float32, copy=True)
+
+
+class Pipeline:
+    def __init__(self, ops: list[Op], mean: Sequence[float], std: Sequence[float],
+                 num_classes: int) -> None:
+        self.image_ops = [op for op in ops if not op.mixes]
+        mix_ops = [op for op in ops if op.mixes]
+        self.mix_op: MixOp | None = mix_ops[0] if mix_ops else None
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+        self.num_classes = num_classes
+
+    @property
+    def mixes(self) -> bool:
+        """True when `augment` returns soft targets [B, num_classes] instead of labels."""
+        return self.mix_op is not None
+
+    def augment(self, images: Tensor, labels: Tensor,
+                generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """Augmented float32 images in 0..1 (not normalised) and the targets."""
+        if images.ndim != 4 or images.shape[1] not in (1, 3):
+            raise ValueError(f"expected images [B, 1 or 3, H, W], got {tuple(images.shape)}")
+        if images.device != torch.device(generator.device):
+            raise ValueError(f"images are on {images.device} but the generator on {generator.device}")
+        x = to_float(images)
+        for op in self.image_ops:
+            x = op(x, generator)
+        if self.mix_op is None:
+            return x, labels
+        return self.mix_op.mix(x, labels, generator)
+
+    def normalize(self, images: Tensor) -> Tensor:
+        """uint8/float images -> (x - mean) / std, float32; no randomness."""
+        x = to_float(images)
+        c = x.shape[1]
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device)
+        std = torch.tensor(self.std, dtype=x.dtype, device=x.device)
+        if mean.numel() != c:  # e.g. a grey dataset described by an RGB mean
+            mean, std = mean.mean().expand(c), std.mean().expand(c)
+        return x.sub_(mean.reshape(1, c, 1, 1)).div_(std.reshape(1, c, 1, 1))
+
+    def __call__(self, images: Tensor, labels: Tensor,
+                 generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        x, targets = self.augment(images, labels, generator)
+        return self.normalize(x), targets
+
+    def describe(self) -> str:
+        lines = [op.describe() for op in self.image_ops]
+        if self.mix_op is not None:
+            lines.append(self.mix_op.describe())
+        lines.append(f"normalize(mean={list(self.mean)}, std={list(self.std)})")
+        return "\n".join(lines)
+
+
+def build_pipeline(spec: list[dict], mean: Sequence[float], std: Sequence[float],
+                   num_classes: int) -> Pipeline:
+    """Validate `spec` and build the pipeline (raises ConfigError on a bad spec)."""
+    parsed = parse_spec(spec, "augment")
+    context = Context(tuple(mean), tuple(std), int(num_classes))
+    if any(cls.mixes for cls, _ in parsed):
+        check_num_classes(num_classes, "data.num_classes")
+    ops = [cls(context, **params) for cls, params in parsed]
+    return Pipeline(ops, mean, std, num_classes)

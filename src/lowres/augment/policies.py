@@ -1,0 +1,209 @@
+"""Automatic augmentation policies with an independent draw per sample: RandAugment,
+TrivialAugmentWide and AugMix, using torchvision's op set and magnitude tables.
+
+Each sample draws its own op (and sign, and for TrivialAugment/AugMix its own magnitude
+bin); then each of the 14 op kinds runs once, on the subset of samples that drew it.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from lowres.augment import color_ops, geometry_ops, sampling
+from lowres.augment.base import Op, apply_to_subset
+from lowres.augment.params import Param, boolean, choice, colour, fail, integer, number
+
+OP_NAMES = ("Identity", "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness",
+            "Color", "Contrast", "Sharpness", "Posterize", "Solarize", "AutoContrast", "Equalize")
+SIGNED = {"ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness", "Color",
+          "Contrast", "Sharpness"}
+# AugMix without all_ops leaves out the ops that overlap with the test-time corruptions.
+AUGMIX_PARTIAL = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Posterize",
+                  "Solarize", "AutoContrast", "Equalize")
+
+# Largest magnitude per op and policy (the table runs from 0 to it over the bins); the
+# translate entries are fractions of the image side, Posterize lists (most, fewest) bits.
+_RANGES = {
+    "randaugment": dict(shear=0.3, translate=150.0 / 331.0, rotate=30.0, enhance=0.9, bits=(8, 4)),
+    "trivialaugment": dict(shear=0.99, translate=None, rotate=135.0, enhance=0.99, bits=(8, 2)),
+    "augmix": dict(shear=0.3, translate=1.0 / 3.0, rotate=30.0, enhance=0.9, bits=(4, 0)),
+}
+
+
+def magnitude_table(policy: str, op: str, bins: int, height: int, width: int) -> Tensor | None:
+    """Magnitude of every bin for one op (float32, like torchvision), or None (no magnitude)."""
+    r = _RANGES[policy]
+    if op in ("ShearX", "ShearY"):
+        return torch.linspace(0.0, r["shear"], bins)
+    if op in ("TranslateX", "TranslateY"):
+        side = width if op == "TranslateX" else height
+        top = 32.0 if r["translate"] is None else r["translate"] * side
+        return torch.linspace(0.0, top, bins)
+    if op == "Rotate":
+        return torch.linspace(0.0, r["rotate"], bins)
+    if op in ("Brightness", "Color", "Contrast", "Sharpness"):
+        return torch.linspace(0.0, r["enhance"], bins)
+    if op == "Posterize":
+        most, fewest = r["bits"]
+        return (most - torch.arange(bins) / ((bins - 1) / (most - fewest))).round()
+    if op == "Solarize":
+        return torch.linspace(1.0, 0.0, bins)
+    return None
+
+
+def apply_op(name: str, images: Tensor, magnitude: Tensor, interpolation: str,
+             fill: tuple[float, ...] | None) -> Tensor:
+    """One auto-augment op on a batch with a signed magnitude per sample ([n] float64)."""
+    if name == "Identity":
+        return images
+    if name == "ShearX":
+        return geometry_ops.shear_from_corner(images, magnitude, 0, interpolation, fill)
+    if name == "ShearY":
+        return geometry_ops.shear_from_corner(images, magnitude, 1, interpolation, fill)
+    if name in ("TranslateX", "TranslateY"):
+        pixels = torch.trunc(magnitude)  # torchvision passes int(magnitude)
+        zero = torch.zeros_like(pixels)
+        shift = torch.stack([pixels, zero] if name == "TranslateX" else [zero, pixels], 1)
+        return geometry_ops.translate(images, shift, interpolation, fill)
+    if name == "Rotate":
+        return geometry_ops.rotate(images, magnitude, interpolation, fill)
+    if name == "Brightness":
+        return color_ops.adjust_brightness(images, 1.0 + magnitude)
+    if name == "Color":
+        return color_ops.adjust_saturation(images, 1.0 + magnitude)
+    if name == "Contrast":
+        return color_ops.adjust_contrast(images, 1.0 + magnitude)
+    if name == "Sharpness":
+        return color_ops.adjust_sharpness(images, 1.0 + magnitude)
+    if name == "Posterize":
+        return color_ops.posterize(images, torch.trunc(magnitude))
+    if name == "Solarize":
+        return color_ops.solarize(images, magnitude)  # threshold in 0..1 units
+    if name == "AutoContrast":
+        return color_ops.autocontrast(images)
+    if name == "Equalize":
+        return color_ops.equalize(images)
+    raise ValueError(f"unknown auto-augment op {name}")
+
+
+def apply_drawn_ops(images: Tensor, op_index: Tensor, magnitude: Tensor, names: tuple[str, ...],
+                    interpolation: str, fill: tuple[float, ...] | None) -> Tensor:
+    """Sample i gets names[op_index[i]] with magnitude[i]; op_index -1 means nothing."""
+    for k, name in enumerate(names):
+        if name == "Identity":
+            continue
+        images = apply_to_subset(images, op_index == k, lambda x, idx, name=name: apply_op(
+            name, x, magnitude[idx], interpolation, fill))
+    return images
+
+
+def draw_magnitudes(generator: torch.Generator, policy: str, names: tuple[str, ...],
+                    op_index: Tensor, bin_index: Tensor, bins: int, height: int,
+                    width: int) -> Tensor:
+    """Signed magnitude [B] (float64) for each sample's op and bin."""
+    device = generator.device
+    rows = []
+    for name in names:
+        table = magnitude_table(policy, name, bins, height, width)
+        rows.append(torch.zeros(bins) if table is None else table.to(torch.float32))
+    table = torch.stack(rows).to(device=device, dtype=torch.float64)  # [ops, bins]
+    signed = torch.tensor([n in SIGNED for n in names], device=device)
+    value = table[op_index.clamp(min=0), bin_index]
+    negative = sampling.coin(generator, op_index.shape[0], 0.5) & signed[op_index.clamp(min=0)]
+    return torch.where(negative, -value, value)
+
+
+_INTERPOLATION = Param("nearest", choice("nearest", "bilinear"), "resampling for geometric ops")
+_FILL = Param((0.0,), colour, "colour of uncovered pixels (0..1)")
+
+
+class RandAugment(Op):
+    name = "randaugment"
+    PARAMS = {
+        "num_ops": Param(2, integer(0, 16), "ops applied one after the other"),
+        "magnitude": Param(9, integer(0), "magnitude bin (0 .. num_magnitude_bins - 1)"),
+        "num_magnitude_bins": Param(31, integer(2), "number of magnitude bins"),
+        "interpolation": _INTERPOLATION,
+        "fill": _FILL,
+    }
+
+    @classmethod
+    def check_combination(cls, key: str, params: dict[str, Any]) -> None:
+        if params["magnitude"] >= params["num_magnitude_bins"]:
+            raise fail(f"{key}.magnitude", f"must be below num_magnitude_bins "
+                       f"({params['num_magnitude_bins']}), got {params['magnitude']}")
+
+    def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
+        b, _, h, w = images.shape
+        bins = torch.full((b,), self.magnitude, dtype=torch.long, device=generator.device)
+        for _ in range(self.num_ops):
+            op_index = sampling.integers(generator, b, 0, len(OP_NAMES))
+            mag = draw_magnitudes(generator, "randaugment", OP_NAMES, op_index, bins,
+                                  self.num_magnitude_bins, h, w)
+            images = apply_drawn_ops(images, op_index, mag, OP_NAMES, self.interpolation, self.fill)
+        return images
+
+
+class TrivialAugmentWide(Op):
+    name = "trivialaugment"
+    PARAMS = {
+        "num_magnitude_bins": Param(31, integer(2), "number of magnitude bins"),
+        "interpolation": _INTERPOLATION,
+        "fill": _FILL,
+    }
+
+    def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
+        b, _, h, w = images.shape
+        op_index = sampling.integers(generator, b, 0, len(OP_NAMES))
+        bins = sampling.integers(generator, b, 0, self.num_magnitude_bins)
+        mag = draw_magnitudes(generator, "trivialaugment", OP_NAMES, op_index, bins,
+                              self.num_magnitude_bins, h, w)
+        return apply_drawn_ops(images, op_index, mag, OP_NAMES, self.interpolation, self.fill)
+
+
+class AugMix(Op):
+    """AugMix: `mixture_width` chains of 1-3 (or chain_depth) random ops, mixed with
+    per-sample Dirichlet weights and blended with the original by a per-sample Beta."""
+    name = "augmix"
+    LEVELS = 10  # torchvision's _PARAMETER_MAX: severity picks among the first bins of 10
+    PARAMS = {
+        "severity": Param(3, integer(1, 10), "strength 1..10"),
+        "mixture_width": Param(3, integer(1, 16), "number of augmentation chains"),
+        "chain_depth": Param(-1, integer(-1, 16), "ops per chain; -1: 1 to 3 drawn per chain"),
+        "alpha": Param(1.0, number(0.0, low_open=True), "Dirichlet / Beta concentration"),
+        "all_ops": Param(True, boolean, "also use brightness, colour, contrast, sharpness"),
+        "interpolation": Param("bilinear", choice("nearest", "bilinear"), "resampling"),
+        "fill": _FILL,
+    }
+
+    @classmethod
+    def check_combination(cls, key: str, params: dict[str, Any]) -> None:
+        if params["chain_depth"] == 0:
+            raise fail(f"{key}.chain_depth", "must be -1 (random 1..3) or at least 1")
+
+    def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
+        b, _, h, w = images.shape
+        names = tuple(n for n in OP_NAMES if n != "Identity") if self.all_ops else AUGMIX_PARTIAL
+        keep = sampling.beta(generator, b, self.alpha)  # weight of the original image
+        chain_weights = sampling.dirichlet(generator, b, self.alpha, self.mixture_width)
+        chain_weights = chain_weights * (1.0 - keep).unsqueeze(1)
+        mixed = images * keep.reshape(-1, 1, 1, 1).to(images.dtype)
+        for i in range(self.mixture_width):
+            if self.chain_depth > 0:
+                depth = torch.full((b,), self.chain_depth, device=generator.device)
+            else:
+                depth = sampling.integers(generator, b, 1, 4)
+            chain = images
+            for step in range(int(self.chain_depth if self.chain_depth > 0 else 3)):
+                op_index = sampling.integers(generator, b, 0, len(names))
+                bins = sampling.integers(generator, b, 0, self.severity)
+                mag = draw_magnitudes(generator, "augmix", names, op_index, bins, self.LEVELS, h, w)
+                op_index = torch.where(depth > step, op_index, torch.full_like(op_index, -1))
+                chain = apply_drawn_ops(chain, op_index, mag, names, self.interpolation, self.fill)
+            mixed = mixed + chain * chain_weights[:, i].reshape(-1, 1, 1, 1).to(images.dtype)
+        return mixed.clamp_(0.0, 1.0)
+
+
+POLICY_OPS: tuple[type[Op], ...] = (RandAugment, TrivialAugmentWide, AugMix)

@@ -1,0 +1,241 @@
+"""The command line: parse, then call one function per subcommand.
+
+Every `LowresError` (bad data, config, arguments) becomes one line on stderr and exit
+code 2; anything else is a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from lowres import __version__
+from lowres.errors import LowresError
+
+EPILOG = """examples:
+  lowres demo                                   the whole flow on generated data (~2 min, CPU)
+  lowres stats DATA                             sizes, counts per class, exact mean/std
+  lowres train configs/seed/final.yaml data.root=DATA --dry-run
+  lowres train configs/seed/final.yaml data.root=DATA stages.0.epochs=3 --time-limit 11h30m
+  lowres train --resume runs/final-20261129-120000
+  lowres predict runs/a runs/b --data DATA --tta flip --out submission.csv
+  lowres compare runs/a runs/b --out comparison/
+docs: README.md, ARCHITECTURE.md, configs/README.md"""
+
+
+def _cmd_demo(args) -> int:
+    from lowres.demo import run_demo  # noqa: PLC0415
+
+    run_demo(args.out)
+    return 0
+
+
+def _cmd_stats(args) -> int:
+    from lowres.stats import dataset_stats, print_stats  # noqa: PLC0415
+
+    print_stats(dataset_stats(args.data, args.cache_dir))
+    return 0
+
+
+def _cmd_train(args) -> int:
+    from lowres.durations import parse_duration  # noqa: PLC0415
+    from lowres.train.loop import train  # noqa: PLC0415
+
+    config, overrides = args.config, list(args.overrides)
+    if config is not None and "=" in config and not Path(config).exists():
+        overrides.insert(0, config)  # `lowres train --resume RUN key=value`: no config file
+        config = None
+    if args.resume and config is not None:
+        raise LowresError(f"--resume continues {args.resume} with its own config.yaml: drop "
+                          f"{config} (key=value overrides are still allowed)")
+    if args.resume and args.run_dir:
+        raise LowresError("--resume RUN_DIR already names the run directory: drop --run-dir")
+    time_limit = parse_duration(args.time_limit) if args.time_limit else None
+    result = train(config, overrides, run_dir=args.run_dir, resume=args.resume,
+                   time_limit=time_limit, pause_after_epochs=args.pause_after, dry_run=args.dry_run)
+    return 0 if result is None or result.state in ("finished", "stopped") else 1
+
+
+def _cmd_predict(args) -> int:
+    from lowres.predict import predict  # noqa: PLC0415
+
+    predict(args.runs, args.data, tta=args.tta, out=args.out, which=args.checkpoint,
+            device=args.device, cache_dir=args.cache_dir)
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from lowres.predict import evaluate  # noqa: PLC0415
+
+    evaluate(args.run, args.data, which=args.checkpoint, tta=args.tta, device=args.device,
+             out_dir=args.out)
+    return 0
+
+
+def _cmd_models(args) -> int:
+    from lowres.models import describe_models  # noqa: PLC0415
+
+    rows = describe_models(size=args.size, num_classes=args.classes)
+    print(f"{'model':<18} {'params':>12} {'GFLOPs':>9}  (at {args.size}x{args.size}, "
+          f"{args.classes} classes, one image, multiply-add = 2 FLOPs)")
+    for row in rows:
+        print(f"{row['name']:<18} {row['params'] / 1e6:>11.2f}M {row['gflops']:>9.3f}  {row['summary']}")
+    return 0
+
+
+def _cmd_runs(args) -> int:
+    from lowres.track.runs import format_runs_table, list_runs  # noqa: PLC0415
+
+    rows = list_runs(args.dir)
+    if not rows:
+        print(f"no runs under {args.dir}/ (train one with `lowres train CONFIG`)")
+        return 0
+    print(format_runs_table(rows))
+    return 0
+
+
+def _cmd_compare(args) -> int:
+    from lowres.track.compare import compare_runs  # noqa: PLC0415
+
+    out = compare_runs(args.runs, args.out, group_seeds=args.group_seeds)
+    print(f"lowres: comparison written to {out}")
+    return 0
+
+
+def _cmd_sweep(args) -> int:
+    from lowres.track.sweep import run_sweep  # noqa: PLC0415
+    from lowres.train.loop import train  # noqa: PLC0415
+
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+
+    def train_fn(config_path, overrides, run_dir, resume):
+        if resume:
+            return train(None, overrides=[], resume=run_dir)
+        return train(config_path, overrides, run_dir=run_dir)
+
+    out = run_sweep(args.config, args.grid, seeds, args.out, train_fn, extra_overrides=args.overrides)
+    print(f"lowres: sweep finished in {out}")
+    return 0
+
+
+def _cmd_augment_preview(args) -> int:
+    from lowres.augment_preview import augment_preview  # noqa: PLC0415
+
+    augment_preview(args.config, args.overrides, args.out, stage=args.stage, n=args.n,
+                    draws=args.draws)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lowres", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="Train image classifiers from scratch on small, low-resolution images and "
+                    "write competition submissions.")
+    parser.add_argument("--version", action="version", version=f"lowres {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def add(name, func, help_text, description=None):
+        p = sub.add_parser(name, help=help_text, description=description or help_text,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("demo", _cmd_demo, "make a demo dataset, train a small model, predict, plot",
+            "Generate a 10-class 40x40 dataset in the competition layout, train a small model "
+            "with a short 3-stage plan, write a submission and a report, and print where "
+            "everything is. About 2 minutes on 2 CPU cores.")
+    p.add_argument("--out", default="demo", help="directory for the data, run and submission "
+                                                 "(default: demo/)")
+
+    p = add("stats", _cmd_stats, "image size, counts per class, exact per-channel mean/std")
+    p.add_argument("data", help="dataset directory (competition layout or class folders)")
+    p.add_argument("--cache-dir", help="decoded-image cache (default: ~/.cache/lowres or "
+                                       "$LOWRES_CACHE_DIR)")
+
+    p = add("train", _cmd_train, "train a model from a config (or resume a run)",
+            "Train from CONFIG.yaml with dotted key=value overrides (list items by index: "
+            "stages.0.epochs=3). Ctrl-C, SIGTERM or --time-limit save a checkpoint and print "
+            "the resume command.")
+    p.add_argument("config", nargs="?", help="YAML config (only data.root is required)")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="config overrides, e.g. train.batch_size=128 model.name=resnet18")
+    p.add_argument("--run-dir", help="where the run goes (default: runs/<name>-<time>)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run exactly where its "
+                                                      "last checkpoint left off")
+    p.add_argument("--time-limit", metavar="DURATION", help="stop cleanly after this long (e.g. "
+                   "11h30m for a 12-hour session), saving a resumable checkpoint")
+    p.add_argument("--pause-after", type=int, metavar="EPOCHS", help="stop cleanly after this many "
+                   "epochs of this session (resume later with --resume)")
+    p.add_argument("--dry-run", action="store_true", help="validate config and data, build the "
+                   "model, run one batch forward and backward, print the plan, write nothing")
+
+    p = add("predict", _cmd_predict, "write a submission CSV (Id,Category) for the test images",
+            "Predict every image in DATA/test/ (file-name order). Several runs form an ensemble "
+            "(averaged probabilities).")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (several = ensemble)")
+    p.add_argument("--data", required=True, help="dataset directory holding test/")
+    p.add_argument("--tta", default="none", choices=["none", "flip"],
+                   help="test-time augmentation: flip averages with horizontal flips")
+    p.add_argument("--out", default="submission.csv", help="output CSV (default: submission.csv)")
+    p.add_argument("--checkpoint", default="best", choices=["best", "last"],
+                   help="which checkpoint of each run (default: best on val)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--cache-dir", help="decoded-image cache directory")
+
+    p = add("evaluate", _cmd_evaluate, "accuracy, per-class accuracy and a confusion matrix",
+            "Evaluate a run on its held-out val split (default) or on a labelled folder.")
+    p.add_argument("run", metavar="RUN_DIR")
+    p.add_argument("--data", help="labelled data: a dataset directory or <class>/ folders "
+                                  "(default: the run's own val split)")
+    p.add_argument("--tta", default="none", choices=["none", "flip"])
+    p.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", help="output directory (default: RUN_DIR/evaluation)")
+
+    p = add("models", _cmd_models, "every model name with parameters and GFLOPs")
+    p.add_argument("--size", type=int, default=40, help="input size (default 40)")
+    p.add_argument("--classes", type=int, default=200, help="number of classes (default 200)")
+
+    p = add("runs", _cmd_runs, "a table of runs: status, best/last val accuracy, time")
+    p.add_argument("dir", nargs="?", default="runs", help="directory to search (default: runs/)")
+
+    p = add("compare", _cmd_compare, "overlay curves of runs; table of results and config diffs")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--out", default="comparison", help="output directory (default: comparison/)")
+    p.add_argument("--group-seeds", action="store_true",
+                   help="group runs that differ only in seed; report mean and spread")
+
+    p = add("sweep", _cmd_sweep, "train a grid of configs (and seeds), then compare them",
+            "Run the cartesian product of --grid values one after another. Started again, it "
+            "skips finished runs and resumes an interrupted one.")
+    p.add_argument("config")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides for every run")
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                   help="a key and its values (repeatable)")
+    p.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2")
+    p.add_argument("--out", default="sweeps/sweep", help="sweep directory (default: sweeps/sweep)")
+
+    p = add("augment-preview", _cmd_augment_preview, "a picture of a stage's augmentation",
+            "Save a grid: original training images and several augmented draws of a stage's "
+            "pipeline.")
+    p.add_argument("config")
+    p.add_argument("overrides", nargs="*", metavar="key=value")
+    p.add_argument("--out", default="augment-preview.png")
+    p.add_argument("--stage", type=int, default=0, help="stage index (default 0)")
+    p.add_argument("--n", type=int, default=8, help="number of images (default 8)")
+    p.add_argument("--draws", type=int, default=4, help="augmented draws per image (default 4)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except LowresError as exc:
+        print(f"lowres: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("lowres: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,129 @@
+"""Decode images once into a uint8 array [N, C, H, W], kept as a memory-mappable .npy.
+
+The cache key hashes the file list (path, size, modification time), so adding, removing or
+changing a file makes a new cache; an unchanged dataset is never decoded twice, across runs.
+Problems inside image files (unreadable, truncated, mixed sizes) are reported here, one
+line naming the file, before anything is written.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from lowres.errors import DataError
+from lowres.progress import progress
+
+GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F", "P;L"}
+CACHE_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("LOWRES_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "lowres"
+
+
+def file_list_key(paths: list[Path]) -> str:
+    digest = hashlib.sha256(f"lowres-cache-v{CACHE_VERSION}\n".encode())
+    for path in paths:
+        st = path.stat()
+        digest.update(f"{path.resolve()}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:24]
+
+
+def _decode_one(path: Path) -> np.ndarray:
+    """HWC uint8 (C = 1 or 3); raises DataError naming the file."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            mode = "L" if img.mode in GRAY_MODES else "RGB"
+            arr = np.asarray(img.convert(mode), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"{path}: cannot decode image ({exc}); replace or remove the file") from None
+    return arr[:, :, None] if arr.ndim == 2 else arr
+
+
+def decode_images(paths: list[Path], desc: str = "decoding") -> np.ndarray:
+    """Decode every file into one uint8 array [N, C, H, W]; one size for all files."""
+    if not paths:
+        raise DataError("no images to decode (the image list is empty)")
+    first = _decode_one(paths[0])
+    height, width = first.shape[:2]
+    channels = first.shape[2]
+    images: list[np.ndarray] = [first]
+    # PIL releases the GIL while decoding, so threads use every core without pickling.
+    workers = min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as pool:
+        decoded = progress(pool.map(_decode_one, paths[1:]), total=len(paths) - 1, desc=desc,
+                           unit="img")
+        for path, arr in zip(paths[1:], decoded):
+            if arr.shape[:2] != (height, width):
+                raise DataError(f"{path} is {arr.shape[1]}x{arr.shape[0]} but {paths[0].name} is "
+                                f"{width}x{height}: all images must have one size (lowres "
+                                f"never resizes)")
+            channels = max(channels, arr.shape[2])
+            images.append(arr)
+    out = np.empty((len(images), channels, height, width), dtype=np.uint8)
+    for i, arr in enumerate(images):
+        out[i] = arr.transpose(2, 0, 1)  # a 1-channel image broadcasts into RGB when mixed
+    return out
+
+
+def cached_images(paths: list[Path], cache_dir: str | Path | None = None,
+                  desc: str = "decoding") -> np.ndarray:
+    """The decoded array for `paths`, from the cache when present (memory-mapped)."""
+    cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    key = file_list_key(paths)
+    npy = cache_dir / f"{key}.npy"
+    if npy.exists():
+        try:
+            arr = np.load(npy, mmap_mode="r")
+            if arr.shape[0] == len(paths) and arr.dtype == np.uint8 and arr.ndim == 4:
+                return arr
+        except (OSError, ValueError):
+            pass  # a damaged cache file is rebuilt below
+    arr = decode_images(paths, desc=desc)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = npy.with_name(f".{npy.name}.tmp{os.getpid()}")
+        with open(tmp, "wb") as f:
+            np.save(f, arr)
+        os.replace(tmp, npy)
+        meta = {"files": len(paths), "shape": list(arr.shape), "first": str(paths[0]),
+                "version": CACHE_VERSION}
+        (cache_dir / f"{key}.json").write_text(json.dumps(meta) + "\n")
+    except OSError as exc:  # a read-only cache dir costs speed, not correctness
+        print(f"lowres: could not write the image cache in {cache_dir} ({exc}); "
+              f"set LOWRES_CACHE_DIR or data.cache_dir to a writable directory", file=sys.stderr)
+    return arr
+
+
+def channel_stats(images: np.ndarray, indices: np.ndarray | None = None,
+                  chunk: int = 4096) -> tuple[list[float], list[float]]:
+    """Exact per-channel mean and std (population) over all pixels, in 0..1 units.
+
+    Sums of uint8 values and their squares are exact in int64, so the result does not
+    depend on batching (the seed averaged per-batch stds, which is not the dataset std).
+    """
+    n = images.shape[0] if indices is None else len(indices)
+    channels = images.shape[1]
+    total = np.zeros(channels, dtype=np.int64)
+    total_sq = np.zeros(channels, dtype=np.int64)
+    for start in range(0, n, chunk):
+        sel = slice(start, start + chunk) if indices is None else indices[start:start + chunk]
+        block = np.asarray(images[sel], dtype=np.int64)
+        total += block.sum(axis=(0, 2, 3))
+        total_sq += (block * block).sum(axis=(0, 2, 3))
+    count = n * images.shape[2] * images.shape[3]
+    mean = total / count
+    var = np.maximum(total_sq / count - mean * mean, 0.0)
+    return [float(m / 255.0) for m in mean], [float(np.sqrt(v) / 255.0) for v in var]

@@ -1,0 +1,82 @@
+"""Batches of uint8 images on the training device, in a seeded order, sharded per rank.
+
+Nothing is decoded here: images come from the decoded cache as one uint8 array. When the
+dataset is resident, it is copied to the device once and every batch is a gather there;
+otherwise each batch is gathered on the host into pinned memory and copied without
+blocking. The order of an epoch is a pure function of (seed, epoch), so a run resumed in
+the middle of an epoch continues with the very same batches.
+
+Distributed runs: every rank builds the same permutation; global batch i is
+perm[i*B:(i+1)*B] and rank r takes its items r, r+W, r+2W, ... So the samples of each global
+step do not depend on the number of processes, and a resume may change it.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+import torch
+
+EPOCH_SEED_STRIDE = 1_000_003  # keeps (seed, epoch) pairs from colliding
+
+
+class EpochLoader:
+    def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int,
+                 device: torch.device, resident: bool, seed: int, rank: int = 0,
+                 world_size: int = 1):
+        self.n = len(labels)
+        self.batch_size = batch_size
+        self.device = device
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        host_images = torch.from_numpy(np.ascontiguousarray(images))
+        host_labels = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+        self.resident = resident or device.type == "cpu"
+        if self.resident:
+            self.images = host_images.to(device)
+            self.labels = host_labels.to(device)
+        else:
+            self.images = host_images
+            self.labels = host_labels
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self._batch_bounds())
+
+    def _batch_bounds(self) -> list[tuple[int, int]]:
+        bounds = [(s, min(s + self.batch_size, self.n)) for s in range(0, self.n, self.batch_size)]
+        # A last batch smaller than 2 per rank would break batch norm in training: drop it
+        # (the epoch's order is random, so no image is dropped systematically).
+        if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < 2 * self.world_size:
+            bounds.pop()
+        return bounds
+
+    def permutation(self, epoch: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(self.seed * EPOCH_SEED_STRIDE + epoch)
+        return torch.randperm(self.n, generator=g)
+
+    def batches(self, epoch: int, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(images uint8 [b,C,H,W], labels int64 [b]) on the device, this rank's share."""
+        perm = self.permutation(epoch)
+        if self.resident:
+            perm = perm.to(self.device)
+        for start, end in self._batch_bounds()[start_step:]:
+            idx = perm[start:end][self.rank::self.world_size]
+            if self.resident:
+                yield self.images[idx], self.labels[idx]
+            else:
+                x = self.images[idx].pin_memory()
+                y = self.labels[idx].pin_memory()
+                yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+
+def eval_batches(images: np.ndarray, labels: np.ndarray | None, batch_size: int,
+                 device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """Sequential batches for evaluation and prediction (every image once, in order)."""
+    for start in range(0, len(images), batch_size):
+        x = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).to(device)
+        y = None
+        if labels is not None:
+            y = torch.from_numpy(np.asarray(labels[start:start + batch_size], dtype=np.int64)).to(device)
+        yield x, y

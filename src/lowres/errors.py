@@ -1,0 +1,38 @@
+"""User-facing errors: one line, what is wrong, where, how to fix.
+
+Anything raised as a `LowresError` reaches the user as a single line on stderr with exit
+code 2 (see `cli.main`); everything else is a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+
+class LowresError(Exception):
+    """Bad input from the user (data, config, arguments). Printed as one line, exit 2."""
+
+    exit_code = 2
+
+
+class ConfigError(LowresError):
+    """A config key, value or type is wrong."""
+
+
+class DataError(LowresError):
+    """The dataset on disk is missing, malformed or inconsistent."""
+
+
+def nearest(name: str, choices: Iterable[str]) -> str | None:
+    """The closest valid spelling of `name` among `choices`, or None if nothing is close."""
+    found = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
+    return found[0] if found else None
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """A ' (did you mean X?)' suffix, or a list of valid names when nothing is close."""
+    choices = sorted(choices)
+    best = nearest(name, choices)
+    if best is not None:
+        return f" (did you mean '{best}'?)"
+    return f" (valid: {', '.join(choices)})"

@@ -1,0 +1,291 @@
+"""Read one run directory into plain Python values, for plots, reports, tables, comparisons.
+
+Everything here is tolerant: a missing or half-written file gives empty values, never an
+exception, because these readers run while training writes (and after any kill).
+
+Accuracy units: metrics.csv does not fix whether accuracies are fractions (0..1) or
+percents. `acc_factor` decides per run: if any accuracy in the run is above 1 the run is in
+percent already, otherwise values are fractions and are shown times 100. Every display in
+`lowres.track` is in percent.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lowres.track.runlog import read_events, read_metrics, read_status
+
+ACC_COLUMNS = ("train_acc", "val_acc", "ema_val_acc")
+
+# Display states of a run (see `run_state`).
+RUNNING = "running"
+FINISHED = "finished"
+RESUMABLE = "stopped (resumable)"
+FAILED = "failed"
+
+
+def to_float(value: Any) -> float:
+    """A metrics.csv cell as a float; empty or malformed cells are NaN."""
+    if value is None:
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def finite(values) -> list[float]:
+    return [v for v in values if not math.isnan(v) and not math.isinf(v)]
+
+
+@dataclass
+class RunData:
+    """One run directory, read once. `cols` maps a metrics column to a list of floats."""
+
+    dir: Path
+    rows: list[dict[str, str]] = field(default_factory=list)
+    cols: dict[str, list[float]] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    status: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    config_text: str = ""
+    env: dict[str, Any] = field(default_factory=dict)
+    acc_factor: float = 100.0
+
+    # ---- derived values
+    @property
+    def name(self) -> str:
+        return str(self.config.get("name") or self.dir.name)
+
+    @property
+    def epochs(self) -> list[float]:
+        return self.cols.get("epoch", [])
+
+    def has(self, column: str) -> bool:
+        return bool(finite(self.cols.get(column, [])))
+
+    def acc(self, column: str) -> list[float]:
+        """An accuracy column in percent."""
+        return [v * self.acc_factor for v in self.cols.get(column, [])]
+
+    def best(self, column: str = "val_acc") -> tuple[float | None, int | None]:
+        """(best accuracy in percent, its epoch) or (None, None) without values."""
+        best_v, best_e = None, None
+        for e, v in zip(self.epochs, self.acc(column)):
+            if not math.isnan(v) and (best_v is None or v > best_v):
+                best_v, best_e = v, int(e) if not math.isnan(e) else None
+        return best_v, best_e
+
+    def last(self, column: str, percent: bool = False) -> float | None:
+        values = self.acc(column) if percent else self.cols.get(column, [])
+        for v in reversed(values):
+            if not math.isnan(v):
+                return v
+        return None
+
+    def median(self, column: str) -> float | None:
+        values = sorted(finite(self.cols.get(column, [])))
+        if not values:
+            return None
+        mid = len(values) // 2
+        return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+    @property
+    def epochs_done(self) -> int:
+        done = finite(self.epochs)
+        return int(max(done)) if done else 0
+
+    @property
+    def wall_seconds(self) -> float | None:
+        return self.last("elapsed")
+
+    @property
+    def max_epochs(self) -> int | None:
+        stages = self.config.get("stages")
+        if not isinstance(stages, list):
+            return None
+        total = 0
+        for stage in stages:
+            if isinstance(stage, dict) and isinstance(stage.get("epochs"), int):
+                total += stage["epochs"]
+        return total
+
+    @property
+    def state(self) -> str:
+        return run_state(self.dir, self.status)
+
+    def stage_boundaries(self) -> list[tuple[float, str]]:
+        """(x, name of the new stage) between the last epoch of a stage and the first of the next."""
+        out = []
+        prev = None
+        for row, e in zip(self.rows, self.epochs):
+            stage = row.get("stage")
+            if prev is not None and stage != prev and not math.isnan(e):
+                out.append((e - 0.5, row.get("stage_name") or f"stage {stage}"))
+            prev = stage
+        return out
+
+    def lr_drops(self) -> list[tuple[float, float]]:
+        """(epoch, new lr) of every `lr_drop` event; the epoch is the global epoch."""
+        out = []
+        for ev in self.events:
+            if ev.get("event") == "lr_drop":
+                e = to_float(ev.get("epoch"))
+                if not math.isnan(e):
+                    out.append((e, to_float(ev.get("lr"))))
+        return out
+
+    def started(self) -> float:
+        """A sort key: time of the first event, else config.yaml's modification time."""
+        for ev in self.events:
+            t = ev.get("time")
+            if t:
+                try:
+                    return _dt.datetime.fromisoformat(str(t)).timestamp()
+                except ValueError:
+                    break
+        try:
+            return (self.dir / "config.yaml").stat().st_mtime
+        except OSError:
+            return 0.0
+
+
+def load_run(run_dir: str | Path) -> RunData:
+    """Read metrics, events, status, config and env of a run directory (never raises on content)."""
+    run_dir = Path(run_dir)
+    try:
+        rows = read_metrics(run_dir)
+    except (OSError, ValueError, UnicodeDecodeError):
+        rows = []
+    rows = [r for r in rows if r and r.get("epoch") not in (None, "")]
+    cols: dict[str, list[float]] = {}
+    if rows:
+        for key in rows[0]:
+            if key is None or key == "stage_name":
+                continue
+            cols[key] = [to_float(r.get(key)) for r in rows]
+    data = RunData(dir=run_dir, rows=rows, cols=cols)
+    try:
+        data.events = read_events(run_dir)
+    except (OSError, UnicodeDecodeError):
+        data.events = []
+    data.status = read_status(run_dir)
+    try:
+        data.config_text = (run_dir / "config.yaml").read_text()
+        loaded = yaml.safe_load(data.config_text)
+        data.config = loaded if isinstance(loaded, dict) else {}
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        data.config = {}
+    try:
+        import json
+
+        loaded = json.loads((run_dir / "env.json").read_text())
+        data.env = loaded if isinstance(loaded, dict) else {}
+    except (OSError, ValueError):
+        data.env = {}
+    accs = finite(v for c in ACC_COLUMNS for v in cols.get(c, []))
+    data.acc_factor = 1.0 if accs and max(accs) > 1.0 else 100.0
+    return data
+
+
+# --------------------------------------------------------------------------- status
+
+
+def pid_alive(pid: Any) -> bool:
+    try:
+        pid = int(pid)
+    except (TypeError, ValueError):
+        return False
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    except OSError:
+        return False
+    return True
+
+
+def run_state(run_dir: str | Path, status: dict[str, Any] | None = None) -> str:
+    """The state a user should see.
+
+    running              status.json says running and its pid is alive on this host
+    running? (host H)    status.json says running on another host: cannot check the pid
+    finished             status.json says finished
+    stopped (resumable)  stopped, or running with a dead pid (killed), and checkpoints/last.pt exists
+    failed               failed, or stopped/killed without a checkpoint to resume from
+    unknown              no status.json yet
+    """
+    run_dir = Path(run_dir)
+    if status is None:
+        status = read_status(run_dir)
+    state = status.get("state")
+    resumable = (run_dir / "checkpoints" / "last.pt").is_file()
+    if state == "finished":
+        return FINISHED
+    if state == "running":
+        host = status.get("host")
+        if host and host != socket.gethostname():
+            return f"running? (host {host})"
+        if pid_alive(status.get("pid")):
+            return RUNNING
+        return RESUMABLE if resumable else FAILED
+    if state == "stopped":
+        return RESUMABLE if resumable else FAILED
+    if state == "failed":
+        return FAILED
+    if not status:
+        return RESUMABLE if resumable else "unknown"
+    return str(state)
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def fmt_pct(value: float | None, digits: int = 2) -> str:
+    if value is None or math.isnan(value):
+        return "-"
+    return f"{value:.{digits}f}%"
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None or math.isnan(seconds):
+        return "-"
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}"
+
+
+def fmt_number(value: float | None, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}g}"
+
+
+def config_summary(config: dict[str, Any]) -> str:
+    """'resnet50, 2 stages, <=140 ep, bs 200' (parts missing from the config are left out)."""
+    parts = []
+    model = config.get("model")
+    if isinstance(model, dict) and model.get("name"):
+        parts.append(str(model["name"]))
+    stages = config.get("stages")
+    if isinstance(stages, list):
+        parts.append(f"{len(stages)} stage{'s' if len(stages) != 1 else ''}")
+        total = sum(s.get("epochs", 0) for s in stages
+                    if isinstance(s, dict) and isinstance(s.get("epochs"), int))
+        parts.append(f"<={total} ep")
+    train = config.get("train")
+    if isinstance(train, dict) and train.get("batch_size") is not None:
+        parts.append(f"bs {train['batch_size']}")
+    return ", ".join(parts)

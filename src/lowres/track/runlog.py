@@ -1,0 +1,205 @@
+"""The run directory: the unit users keep.
+
+    runs/<name>/
+      config.yaml        resolved config (enough to rerun)
+      metrics.csv        one row per epoch, append-only; a resume truncates it to the checkpoint
+      events.jsonl       run/stage starts, LR drops, stops, resumes, interruptions, warnings
+      status.json        state (running | finished | stopped | failed), pid, host, resume command
+      env.json           versions, device, git commit
+      checkpoints/       last.pt, best.pt (see train.checkpoint)
+      plots/  report.html
+
+Every file is rewritten atomically (temp file + rename) or appended line by line, so a kill
+at any moment leaves readable files.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+METRIC_COLUMNS = [
+    "epoch",  # global epoch, 1-based, counted over all stages
+    "stage",  # stage index, 0-based
+    "stage_name",
+    "stage_epoch",  # epoch within the stage, 1-based
+    "lr",  # learning rate at the end of the epoch's training
+    "train_loss", "train_acc",
+    "val_loss", "val_acc",
+    "ema_val_loss", "ema_val_acc",  # empty when EMA is off
+    "images_per_s",  # training images per second (augmentation included)
+    "seconds",  # wall time of this epoch (train + eval)
+    "elapsed",  # cumulative training wall time of the run, resumes included
+]
+
+EVENT_KINDS = ("run_start", "resume", "stage_start", "lr_drop", "best", "stop", "stage_end",
+               "interrupted", "run_end", "warning")
+
+
+def now_iso() -> str:
+    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write through a temp file in the same directory, then rename: never a half file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class RunLog:
+    """Writes one run directory. Only the process with `enabled=True` (rank 0) writes."""
+
+    def __init__(self, run_dir: str | Path, enabled: bool = True):
+        self.dir = Path(run_dir)
+        self.enabled = enabled
+        if enabled:
+            (self.dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+            (self.dir / "plots").mkdir(exist_ok=True)
+
+    # -- paths
+    @property
+    def metrics_path(self) -> Path:
+        return self.dir / "metrics.csv"
+
+    @property
+    def events_path(self) -> Path:
+        return self.dir / "events.jsonl"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.dir / "checkpoints"
+
+    # -- metrics
+    def append_metrics(self, row: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        new = not self.metrics_path.exists()
+        with open(self.metrics_path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=METRIC_COLUMNS, extrasaction="raise")
+            if new:
+                writer.writeheader()
+            writer.writerow({k: _fmt(row.get(k)) for k in METRIC_COLUMNS})
+            f.flush()
+            os.fsync(f.fileno())
+
+    def truncate_metrics(self, epochs_done: int) -> None:
+        """Keep rows of epochs <= epochs_done: a resumed run continues one curve."""
+        if not self.enabled or not self.metrics_path.exists():
+            return
+        with open(self.metrics_path, newline="") as f:
+            header, *rows = list(csv.reader(f))
+        epoch_col = header.index("epoch")
+        kept = [r for r in rows if r and int(r[epoch_col]) <= epochs_done]
+        buf = io.StringIO()
+        csv.writer(buf).writerows([header, *kept])
+        atomic_write_text(self.metrics_path, buf.getvalue())
+
+    # -- events
+    def event(self, kind: str, **fields: Any) -> None:
+        if not self.enabled:
+            return
+        assert kind in EVENT_KINDS, kind
+        record = {"time": now_iso(), "event": kind, **fields}
+        with open(self.events_path, "a") as f:
+            f.write(json.dumps(record, default=str) + "\n")
+
+    # -- status and static files
+    def set_status(self, state: str, **fields: Any) -> None:
+        if not self.enabled:
+            return
+        record = {"state": state, "pid": os.getpid(), "host": socket.gethostname(),
+                  "updated": now_iso(), **fields}
+        atomic_write_text(self.dir / "status.json", json.dumps(record, indent=1) + "\n")
+
+    def write_env(self, device: str) -> None:
+        if not self.enabled:
+            return
+        atomic_write_text(self.dir / "env.json", json.dumps(environment(device), indent=1) + "\n")
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, str]]:
+    path = Path(run_dir) / "metrics.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def read_events(run_dir: str | Path) -> list[dict[str, Any]]:
+    path = Path(run_dir) / "events.jsonl"
+    if not path.exists():
+        return []
+    events = []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line:
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line cut by a kill: skip it, keep the rest
+    return events
+
+
+def read_status(run_dir: str | Path) -> dict[str, Any]:
+    path = Path(run_dir) / "status.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def environment(device: str) -> dict[str, Any]:
+    import numpy
+    import torch
+    import torchvision
+
+    from lowres import __version__
+
+    env = {
+        "lowres": __version__,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": numpy.__version__,
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": device,
+        "command": " ".join(sys.argv),
+        "git_commit": _git_commit(),
+        "time": now_iso(),
+    }
+    if device.startswith("cuda") and torch.cuda.is_available():
+        env["gpu"] = torch.cuda.get_device_name(torch.device(device))
+        env["cuda"] = torch.version.cuda
+        env["cudnn"] = torch.backends.cudnn.version()
+    return env
+
+
+def _git_commit() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None

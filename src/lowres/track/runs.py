@@ -1,0 +1,92 @@
+"""`lowres runs [DIR]`: every run directory under DIR as one aligned text table.
+
+A run directory is any directory holding a config.yaml; DIR is searched recursively (hidden
+directories and the inside of a run directory are skipped), so the runs of a sweep show too.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from lowres.track.rundata import config_summary, fmt_duration, fmt_pct, load_run
+
+
+def find_run_dirs(root: str | Path) -> list[Path]:
+    """Directories under `root` (root included) that hold a config.yaml, in walk order."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = []
+    for here, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        if "config.yaml" in files:
+            found.append(Path(here))
+            dirs[:] = []  # a run's checkpoints/ and plots/ hold no runs
+    return found
+
+
+def list_runs(root: str | Path = "runs") -> list[dict[str, Any]]:
+    """One dict per run directory under `root`, newest first (by run start time).
+
+    Keys: path (Path), name (path relative to root, or the directory name when the run is
+    root itself), status (running | finished | stopped (resumable) | failed | unknown |
+    running? (host H)), config (short summary: model, stages, max epochs, batch size),
+    model, stages, max_epochs, batch_size, best_val_acc and last_val_acc (percent or None),
+    best_epoch, epochs_done, wall_seconds (last `elapsed`), started (a POSIX time).
+    A missing root gives [].
+    """
+    root = Path(root)
+    rows = []
+    for run_dir in find_run_dirs(root):
+        run = load_run(run_dir)
+        rel = run_dir.relative_to(root).as_posix() if run_dir != root else run_dir.name
+        cfg = run.config
+        model = cfg.get("model") if isinstance(cfg.get("model"), dict) else {}
+        train = cfg.get("train") if isinstance(cfg.get("train"), dict) else {}
+        stages = cfg.get("stages") if isinstance(cfg.get("stages"), list) else None
+        best, best_epoch = run.best("val_acc")
+        rows.append({
+            "path": run_dir,
+            "name": rel,
+            "status": run.state,
+            "config": config_summary(cfg),
+            "model": model.get("name"),
+            "stages": len(stages) if stages is not None else None,
+            "max_epochs": run.max_epochs,
+            "batch_size": train.get("batch_size"),
+            "best_val_acc": best,
+            "best_epoch": best_epoch,
+            "last_val_acc": run.last("val_acc", percent=True),
+            "epochs_done": run.epochs_done,
+            "wall_seconds": run.wall_seconds,
+            "started": run.started(),
+        })
+    rows.sort(key=lambda r: (r["started"], r["name"]), reverse=True)
+    return rows
+
+
+def format_runs_table(rows: list[dict[str, Any]]) -> str:
+    """A plain aligned text table of `list_runs` rows (no trailing newline)."""
+    if not rows:
+        return "no runs found (a run directory is a directory with a config.yaml)"
+    header = ["RUN", "STATUS", "BEST VAL", "LAST VAL", "EPOCHS", "WALL", "CONFIG"]
+    table = [header]
+    for r in rows:
+        best = fmt_pct(r.get("best_val_acc"))
+        if r.get("best_epoch") is not None:
+            best += f" @{r['best_epoch']}"
+        epochs = str(r.get("epochs_done", 0))
+        if r.get("max_epochs"):
+            epochs += f"/{r['max_epochs']}"
+        table.append([str(r.get("name", "")), str(r.get("status", "")), best,
+                      fmt_pct(r.get("last_val_acc")), epochs,
+                      fmt_duration(r.get("wall_seconds")), str(r.get("config", ""))])
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    right = {2, 3, 4, 5}
+    lines = []
+    for row in table:
+        cells = [c.rjust(w) if i in right else c.ljust(w)
+                 for i, (c, w) in enumerate(zip(row, widths))]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)

@@ -1,0 +1,340 @@
+"""`lowres sweep`: run a grid of overrides (times seeds) one run after another, resumably.
+
+    plan_sweep("configs/x.yaml", ["model.dropout=0.5,0.8", "stages.0.optimizer.lr=0.1,0.2"],
+               seeds=[0, 1])
+    -> 8 points named like dropout0.5_lr0.1_seed0, each with its override list
+
+`run_sweep` trains the points into sweep_dir/<point name>/ and can be stopped and rerun
+with the same arguments at any time: a finished point is skipped, an unfinished point with a
+checkpoint is resumed, any other point starts fresh. At the end it compares all points
+(grouped by seed when seeds are given) into sweep_dir/comparison/.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+import shutil
+import sys
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import yaml
+
+from lowres.errors import ConfigError, LowresError
+from lowres.track.rundata import FINISHED, RESUMABLE, RUNNING, run_state
+from lowres.track.runlog import atomic_write_text, now_iso
+
+MAX_NAME = 120
+
+TrainFn = Callable[[str, list, Path, bool], Any]
+
+
+@dataclass
+class SweepPoint:
+    """One run of a sweep: its directory name and its overrides (grid values, then seed)."""
+
+    name: str
+    overrides: list[str]
+    values: dict[str, Any] = field(default_factory=dict)  # dotted key -> parsed value
+    seed: int | None = None
+
+
+# --------------------------------------------------------------------------- grid parsing
+
+
+def _split_values(text: str) -> list[str]:
+    """Split on commas outside brackets and quotes: '0.1,[1,2],"a,b"' -> 3 items."""
+    items, buf, depth, quote = [], [], 0, None
+    for ch in text:
+        if quote:
+            buf.append(ch)
+            if ch == quote:
+                quote = None
+            continue
+        if ch in "'\"":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        if ch == "," and depth == 0:
+            items.append("".join(buf))
+            buf = []
+        else:
+            buf.append(ch)
+    if quote or depth != 0:
+        raise ValueError("unbalanced brackets or quotes")
+    items.append("".join(buf))
+    return items
+
+
+def parse_grid(grid: Sequence[str]) -> list[tuple[str, list[tuple[str, Any]]]]:
+    """['a.b=1,2'] -> [('a.b', [('1', 1), ('2', 2)])]: each value as written and as YAML.
+
+    Raises ConfigError (one line) for a string that is not KEY=V1,V2,..., an empty key or
+    value, a value that is not valid YAML, a repeated value or a key given twice.
+    """
+    example = "example: --grid stages.0.optimizer.lr=0.1,0.2"
+    out: list[tuple[str, list[tuple[str, Any]]]] = []
+    seen: set[str] = set()
+    for text in grid:
+        if "=" not in text:
+            raise ConfigError(f"grid '{text}' is not KEY=V1,V2,... ({example})")
+        key, raw = text.split("=", 1)
+        key = key.strip()
+        if not key or any(not p.strip() or p != p.strip() for p in key.split(".")):
+            raise ConfigError(f"grid '{text}' has an empty or malformed key ({example})")
+        if key in seen:
+            raise ConfigError(f"grid key '{key}' is given twice: list all its values once "
+                              f"({example})")
+        seen.add(key)
+        try:
+            pieces = [p.strip() for p in _split_values(raw)]
+        except ValueError as exc:
+            raise ConfigError(f"grid '{text}': {exc} ({example})") from None
+        if not raw.strip() or any(not p for p in pieces):
+            raise ConfigError(f"grid '{text}' has an empty value ({example})")
+        values = []
+        for piece in pieces:
+            try:
+                values.append((piece, yaml.safe_load(piece)))
+            except yaml.YAMLError:
+                raise ConfigError(f"grid '{text}': value '{piece}' is not valid YAML "
+                                  f"({example})") from None
+        raws = [p for p, _ in values]
+        dup = next((p for p in raws if raws.count(p) > 1), None)
+        if dup is not None:
+            raise ConfigError(f"grid '{text}': value '{dup}' is given twice")
+        out.append((key, values))
+    return out
+
+
+def short_keys(keys: Sequence[str]) -> dict[str, str]:
+    """The shortest dotted suffix of each key that no other key shares, '.' -> '-'.
+
+    ['model.dropout', 'stages.0.optimizer.lr'] -> {..: 'dropout', ..: 'lr'};
+    ['stages.0.optimizer.lr', 'stages.1.optimizer.lr'] -> '0-optimizer-lr', '1-optimizer-lr'.
+    """
+    parts = {k: k.split(".") for k in keys}
+    out = {}
+    for k in keys:
+        for n in range(1, len(parts[k]) + 1):
+            suffix = parts[k][-n:]
+            if not any(o != k and parts[o][-n:] == suffix for o in keys):
+                break
+        out[k] = "-".join(suffix)
+    return out
+
+
+def _safe(text: str) -> str:
+    text = re.sub(r"[^A-Za-z0-9._+-]+", "-", text).strip("-")
+    text = re.sub(r"-{2,}", "-", text)
+    return text or "x"
+
+
+def _part(short: str, raw: str) -> str:
+    value = _safe(raw)
+    sep = "" if value[0].isdigit() or value[0] == "." else "-"
+    return f"{_safe(short)}{sep}{value}"
+
+
+def plan_sweep(base_config_path: str | Path, grid: Sequence[str],
+               seeds: Sequence[int] | None = None) -> list[SweepPoint]:
+    """The points of a sweep: the cartesian product of the grid values, then of the seeds.
+
+    grid: 'dotted.key=V1,V2,...' strings; each value is parsed as YAML (0.1 is a float,
+    true a bool, text stays text; commas inside [...] or quotes do not split). seeds: one
+    run per seed per grid point (adds `seed=N`), None to keep the config's seed.
+    Names are built from short key names and values ('dropout0.5_lr0.1_seed0'), contain only
+    [A-Za-z0-9._+-], are unique and depend only on the arguments. The base config path is
+    not read here (`run_sweep` checks every point's config before training).
+    Raises ConfigError (one line) for a malformed grid.
+    """
+    del base_config_path  # the plan depends on the grid only; kept for a stable signature
+    axes = parse_grid(grid)
+    keys = [k for k, _ in axes]
+    if seeds is not None:
+        if "seed" in keys:
+            raise ConfigError("grid key 'seed' and --seeds both set the seed: use one")
+        seeds = list(seeds)
+        bad = [s for s in seeds if not isinstance(s, int) or isinstance(s, bool)]
+        if bad:
+            raise ConfigError(f"seeds must be integers, got {bad[0]!r}")
+        if len(set(seeds)) != len(seeds):
+            raise ConfigError(f"seeds are repeated: {seeds}")
+        if not seeds:
+            seeds = None
+    shorts = short_keys(keys)
+    points: list[SweepPoint] = []
+    for combo in itertools.product(*[values for _, values in axes]):
+        overrides = [f"{k}={raw}" for k, (raw, _v) in zip(keys, combo)]
+        values = {k: v for k, (_raw, v) in zip(keys, combo)}
+        name_parts = [_part(shorts[k], raw) for k, (raw, _v) in zip(keys, combo)]
+        for seed in (seeds if seeds is not None else [None]):
+            ov = list(overrides) + ([f"seed={seed}"] if seed is not None else [])
+            parts = name_parts + ([f"seed{seed}"] if seed is not None else [])
+            points.append(SweepPoint(name="_".join(parts) or "base", overrides=ov,
+                                     values=dict(values), seed=seed))
+    # Long names are cut and made unique by a hash; sanitising collisions get a suffix.
+    used: set[str] = set()
+    for p in points:
+        name = p.name
+        if len(name) > MAX_NAME:
+            digest = hashlib.sha1("\n".join(p.overrides).encode()).hexdigest()[:8]
+            name = f"{name[:MAX_NAME - 9]}-{digest}"
+        base, n = name, 2
+        while name in used:
+            name, n = f"{base}-{n}", n + 1
+        used.add(name)
+        p.name = name
+    return points
+
+
+# --------------------------------------------------------------------------- running
+
+
+def _say(text: str) -> None:
+    print(f"sweep: {text}", flush=True)
+
+
+def _check_point(base_config_path: Path, point: SweepPoint, overrides: list[str]) -> None:
+    from lowres import config as config_mod  # noqa: PLC0415 (config imports nothing from here)
+
+    try:
+        config_mod.load(base_config_path, overrides, require_root=False)
+    except ConfigError as exc:
+        raise ConfigError(f"sweep point {point.name}: {exc}") from None
+
+
+def _set_aside(run_dir: Path) -> Path | None:
+    """Move a run directory that cannot be resumed out of the way (kept, never deleted)."""
+    if not run_dir.exists():
+        return None
+    if run_dir.is_dir() and not any(run_dir.iterdir()):
+        run_dir.rmdir()
+        return None
+    n = 1
+    while True:
+        target = run_dir.with_name(f"{run_dir.name}.attempt{n}")
+        if not target.exists():
+            break
+        n += 1
+    shutil.move(str(run_dir), str(target))
+    return target
+
+
+def point_overrides(point: SweepPoint, extra_overrides: Sequence[str] = ()) -> list[str]:
+    """What train_fn receives: extra overrides, then the point's (which win), then its name."""
+    return list(extra_overrides) + list(point.overrides) + [f"name='{point.name}'"]
+
+
+def run_sweep(base_config_path: str | Path, grid: Sequence[str], seeds: Sequence[int] | None,
+              sweep_dir: str | Path, train_fn: TrainFn, extra_overrides: Sequence[str] = (),
+              check_config: bool = True) -> Path:
+    """Train every point of `plan_sweep(...)` into sweep_dir/<point name>/; return sweep_dir.
+
+    train_fn(config_path: str, overrides: list[str], run_dir: Path, resume: bool) trains one
+    run (overrides = extra_overrides, then the point's grid values and seed, then
+    name='<point name>'). Per point, by the state of its run directory:
+      finished                                    skipped
+      has checkpoints/last.pt, not finished       resumed (resume=True)
+      running with a live pid on this host        skipped (another process trains it)
+      anything else                               fresh; an old directory without a
+                                                  checkpoint is kept as <name>.attemptN
+    Writes sweep_dir/sweep.json (the plan) first. With check_config, every point's config
+    is resolved (lowres.config.load) before anything trains, so a bad value fails in
+    seconds, not after hours. KeyboardInterrupt stops the sweep (rerun to continue); a
+    LowresError from train_fn (bad data, bad config) stops it too; any other exception fails
+    that point only (traceback printed) and the sweep goes on. A point that returns
+    "stopped (resumable)" (the run was interrupted) stops the sweep. At the end the runs
+    are compared into sweep_dir/comparison/ (grouped by seed when seeds are given), and a
+    LowresError names the points that failed, if any.
+    """
+    from lowres.track.compare import compare_runs  # noqa: PLC0415
+
+    base_config_path = Path(base_config_path)
+    sweep_dir = Path(sweep_dir)
+    points = plan_sweep(base_config_path, grid, seeds)
+    if check_config:
+        for p in points:
+            _check_point(base_config_path, p, point_overrides(p, extra_overrides))
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    _write_plan(sweep_dir, base_config_path, grid, seeds, extra_overrides, points)
+
+    failed: list[str] = []
+    for i, point in enumerate(points, 1):
+        run_dir = sweep_dir / point.name
+        tag = f"[{i}/{len(points)}] {point.name}"
+        state = run_state(run_dir) if run_dir.exists() else None
+        if state == FINISHED:
+            _say(f"{tag}: finished, skipped")
+            continue
+        if state == RUNNING:
+            _say(f"{tag}: running in another process (pid alive), skipped")
+            continue
+        resume = (run_dir / "checkpoints" / "last.pt").is_file()
+        if resume:
+            _say(f"{tag}: resuming ({state})")
+        else:
+            moved = _set_aside(run_dir)
+            _say(f"{tag}: starting" + (f" (old directory kept as {moved.name})" if moved else ""))
+        overrides = point_overrides(point, extra_overrides)
+        try:
+            train_fn(str(base_config_path), overrides, run_dir, resume)
+        except KeyboardInterrupt:
+            _say(f"{tag}: interrupted; rerun the same command to resume the sweep")
+            raise
+        except LowresError:
+            raise
+        except Exception:  # noqa: BLE001 - one bad point must not end an overnight sweep
+            traceback.print_exc()
+            _say(f"{tag}: failed (traceback above); going on with the next point")
+            failed.append(point.name)
+            continue
+        after = run_state(run_dir)
+        if after == RESUMABLE:
+            _say(f"{tag}: stopped before the end; rerun the same command to resume the sweep")
+            return sweep_dir
+        if after != FINISHED:
+            failed.append(point.name)
+            _say(f"{tag}: ended as '{after}'")
+
+    done = [sweep_dir / p.name for p in points if (sweep_dir / p.name / "config.yaml").is_file()]
+    if done:
+        report = compare_runs(done, sweep_dir / "comparison", group_seeds=bool(seeds))
+        _say(f"comparison: {report}")
+    if failed:
+        raise LowresError(f"sweep {sweep_dir}: {len(failed)} point(s) did not finish: "
+                          f"{', '.join(failed)} (see their run directories; rerun to retry)")
+    return sweep_dir
+
+
+def _write_plan(sweep_dir: Path, base_config_path: Path, grid: Sequence[str],
+                seeds: Sequence[int] | None, extra_overrides: Sequence[str],
+                points: list[SweepPoint]) -> None:
+    path = sweep_dir / "sweep.json"
+    created = now_iso()
+    try:
+        created = json.loads(path.read_text()).get("created", created)
+    except (OSError, ValueError, AttributeError):
+        pass
+    plan = {
+        "base_config": str(base_config_path.resolve()),
+        "grid": list(grid),
+        "seeds": list(seeds) if seeds is not None else None,
+        "extra_overrides": list(extra_overrides),
+        "created": created,
+        "updated": now_iso(),
+        "points": [{**asdict(p), "run_dir": p.name,
+                    "train_overrides": point_overrides(p, extra_overrides)} for p in points],
+    }
+    atomic_write_text(path, json.dumps(plan, indent=1, default=str) + "\n")
+    try:
+        text = base_config_path.read_text()
+    except OSError:
+        return
+    atomic_write_text(sweep_dir / "base_config.yaml", text)

@@ -1,0 +1,73 @@
+"""`lowres train CONFIG --dry-run`: check everything, print the plan, train nothing.
+
+Validates the config and the data, builds the model, runs one small batch through the
+first stage's augmentation, forward and backward, prints what the run would do and exits
+without writing anything.
+"""
+from __future__ import annotations
+
+import torch
+
+from lowres.augment import build_pipeline
+from lowres.config import Config
+from lowres.data.prepare import Prepared
+from lowres.models import build_model, count_parameters
+from lowres.train.device import DevicePolicy
+from lowres.train.engine import soft_cross_entropy
+from lowres.train.optim import Schedule, build_optimizer
+from lowres.train.plan import StopRule
+
+DRY_RUN_BATCH = 8  # enough for batch norm, small enough to be quick for any model
+
+
+def dry_run(cfg: Config, data: Prepared, policy: DevicePolicy, run_dir, out) -> None:
+    torch.manual_seed(cfg.seed)
+    c, h, w = data.image_shape
+    model = build_model(cfg.model, data.num_classes, in_channels=c, image_size=h).to(policy.device)
+    n = min(DRY_RUN_BATCH, len(data.train_labels))
+    x_u8 = torch.from_numpy(data.train_images[:n]).to(policy.device)
+    y = torch.from_numpy(data.train_labels[:n]).to(policy.device)
+    pipeline = build_pipeline(cfg.stages[0].augment, data.mean, data.std, data.num_classes)
+    gen = torch.Generator(device=policy.device).manual_seed(cfg.seed)
+    x, targets = pipeline(x_u8, y, gen)
+    model.train()
+    with policy.autocast():
+        logits = model(x)
+    loss = soft_cross_entropy(logits.float(), targets, cfg.train.label_smoothing)
+    loss.backward()
+    build_optimizer(model, cfg.stages[0].optimizer).step()
+
+    steps = -(-len(data.train_labels) // cfg.train.batch_size)
+    p = lambda text="": print(text, file=out)  # noqa: E731
+    p(f"dry run: nothing is written; the run would go to {run_dir}")
+    p(f"data: {data.index.root} ({data.index.layout} layout), {data.num_classes} classes, "
+      f"{w}x{h}x{c}, {len(data.train_labels)} train / {len(data.val_labels)} val images")
+    p(f"  mean {_fmt(data.mean)}  std {_fmt(data.std)}")
+    p(f"model: {cfg.model.name} (stem {cfg.model.stem}, head {cfg.model.head}, dropout "
+      f"{cfg.model.dropout}, init {cfg.model.init}), {count_parameters(model):,} parameters")
+    p(f"device: {policy.describe()}")
+    p(f"batch {cfg.train.batch_size}, {steps} steps per epoch, label smoothing "
+      f"{cfg.train.label_smoothing}" + (f", EMA {cfg.train.ema}" if cfg.train.ema else ""))
+    for i, stage in enumerate(cfg.stages):
+        o, s = stage.optimizer, stage.scheduler
+        p(f"stage {i + 1} '{stage.name or f'stage{i + 1}'}': "
+          f"{'fresh' if stage.reset_optimizer else 'carried-over'} {o.name} lr {o.lr} wd "
+          f"{o.weight_decay}" + (f" momentum {o.momentum}" if o.name == "sgd" else "")
+          + (" nesterov" if o.nesterov else "") + f"; scheduler {s.name}")
+        p(f"  stops: {StopRule(stage).describe()}")
+        schedule = Schedule(s, o.lr, steps, stage.epochs)
+        if schedule.known_in_advance:
+            lrs = schedule.epoch_lrs()
+            shown = ", ".join(f"{lr:.4g}" for lr in lrs[:12]) + (" ..." if len(lrs) > 12 else "")
+            p(f"  LR per epoch: {shown}")
+        else:
+            p(f"  LR: {o.lr}, lowered x{s.factor} when {s.monitor} stalls for {s.patience} "
+              f"epochs (cooldown {s.cooldown}); not knowable in advance")
+        augment = build_pipeline(stage.augment, data.mean, data.std, data.num_classes)
+        for line in augment.describe().splitlines():
+            p(f"  augment: {line}")
+    p(f"one batch of {n}: forward + backward OK, loss {loss.item():.4f}")
+
+
+def _fmt(values) -> str:
+    return "[" + ", ".join(f"{v:.4f}" for v in values) + "]"

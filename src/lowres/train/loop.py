@@ -1,0 +1,172 @@
+"""`lowres train`: set up a run (new or resumed), run its stages, leave it resumable."""
+from __future__ import annotations
+
+import datetime as _dt
+import sys
+import time
+from pathlib import Path
+
+
+from lowres import config as config_mod
+from lowres.config import Config
+from lowres.data.prepare import prepare
+from lowres.durations import format_duration
+from lowres.errors import LowresError
+from lowres.train import checkpoint, distributed
+from lowres.train.device import resolve
+from lowres.train.publish import publish_epoch, publish_safely
+from lowres.train.runner import Run, RunResult, StopFlag
+
+CUT_CHECK_EVERY = 20  # steps between stop-flag consensus checks across ranks
+
+
+def default_run_dir(cfg: Config, config_path: str | Path | None) -> Path:
+    stem = cfg.name or (Path(config_path).stem if config_path else "run")
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{stem}-{stamp}"
+
+
+def check_new_run_dir(run_dir: Path) -> None:
+    """Never write a new run over an existing one."""
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise LowresError(f"run directory {run_dir} already exists and is not empty: resume it "
+                          f"with `lowres train --resume {run_dir}` or choose another --run-dir")
+
+
+def load_resume_config(run_dir: Path, overrides: list[str]) -> tuple[Config, dict]:
+    cfg_path = run_dir / "config.yaml"
+    if not cfg_path.is_file():
+        raise LowresError(f"{run_dir} is not a lowres run directory (no config.yaml); pass the "
+                          f"directory `lowres train` created")
+    state = checkpoint.load(checkpoint.find(run_dir, "last"))
+    return config_mod.load(cfg_path, overrides), state
+
+
+def train(config_path: str | Path | None, overrides: list[str] = (), run_dir: str | Path | None = None,
+          resume: str | Path | None = None, time_limit: float | None = None,
+          pause_after_epochs: int | None = None, pause_after_steps: int | None = None,
+          dry_run: bool = False, out=sys.stdout) -> RunResult | None:
+    """Train from a config file (or resume a run directory). Returns None for a dry run."""
+    dist = distributed.init()
+    try:
+        state = None
+        if resume is not None:
+            run_dir = Path(resume)
+            cfg, state = load_resume_config(run_dir, list(overrides))
+        else:
+            if config_path is None:
+                raise LowresError("give a CONFIG.yaml to train, or --resume RUN_DIR")
+            cfg = config_mod.load(config_path, list(overrides))
+            run_dir = Path(run_dir) if run_dir else default_run_dir(cfg, config_path)
+            if not dry_run and dist.is_main:
+                check_new_run_dir(run_dir)
+        data = prepare(cfg.data, cfg.seed)
+        policy = resolve(cfg.train, cfg.data, data.train_images.nbytes, dist.local_rank)
+        run = Run(cfg, run_dir, data, policy, dist) if not dry_run else None
+        if dry_run:
+            from lowres.train.dry_run import dry_run as do_dry_run  # noqa: PLC0415
+
+            do_dry_run(cfg, data, policy, run_dir, out)
+            return None
+        return _train(run, state, overrides, time_limit, pause_after_epochs, pause_after_steps, out)
+    finally:
+        distributed.shutdown(dist)
+
+
+def _train(run: Run, state: dict | None, overrides, time_limit, pause_epochs, pause_steps, out) -> RunResult:
+    cfg, log, dist = run.cfg, run.log, run.dist
+    if state is None:
+        if dist.is_main:
+            config_mod.save(cfg, log.dir / "config.yaml")
+        log.write_env(str(run.policy.device))
+        log.event("run_start", device=run.policy.describe(), train_images=len(run.data.train_labels),
+                  val_images=len(run.data.val_labels), classes=run.data.num_classes,
+                  world_size=dist.world_size)
+    else:
+        run.restore(state)
+        log.truncate_metrics(run.position["epoch"])
+        if overrides and dist.is_main:
+            config_mod.save(cfg, log.dir / "config.yaml")
+        log.event("resume", epoch=run.position["epoch"], stage=run.position["stage"],
+                  step=run.position["step"], overrides=list(overrides), world_size=dist.world_size)
+    log.set_status("running")
+    print(f"lowres: training {log.dir} on {run.policy.describe()}", file=out)
+    flag = StopFlag(time_limit, pause_epochs, pause_steps)
+    flag.install()
+    session_epochs = 0
+    try:
+        while run.position["stage"] < len(cfg.stages):
+            if not run.position["started"]:
+                run.start_stage()
+            stage_i = run.position["stage"]
+            stage = cfg.stages[stage_i]
+            pipeline = run.pipeline()
+            while True:
+                t0 = time.perf_counter()
+                progress = run.engine.train_epoch(
+                    run.loader, run.position["epoch"], pipeline, run.optimizer, run.schedule,
+                    step_offset=run.position["stage_epoch"] * run.loader.steps_per_epoch,
+                    aug_generator=run.aug_gen, resume=run.partial,
+                    should_cut=_cut_check(flag, dist),
+                    desc=f"{stage.name or f'stage{stage_i + 1}'} ep {run.position['stage_epoch'] + 1}")
+                run.elapsed += time.perf_counter() - t0
+                if progress.cut:
+                    run.partial = progress
+                    run.position["step"] = progress.step
+                    return _pause(run, flag, out)
+                run.partial = None
+                run.position["step"] = 0
+                reason = publish_epoch(run, progress, time.perf_counter() - t0)
+                session_epochs += 1
+                if reason is not None:
+                    log.event("stop", epoch=run.position["epoch"], stage=stage_i, reason=reason)
+                    log.event("stage_end", epoch=run.position["epoch"], stage=stage_i)
+                    run.position.update(stage=stage_i + 1, stage_epoch=0, started=False)
+                run.save_last()
+                publish_safely(run)
+                if dist.broadcast_flag(flag.epoch_done(session_epochs)) and \
+                        run.position["stage"] < len(cfg.stages):
+                    flag.reason = flag.reason or "stopped by another rank"
+                    return _pause(run, flag, out)
+                if reason is not None:
+                    break
+        log.event("run_end", epoch=run.position["epoch"], best_val_acc=run.best["val_acc"],
+                  elapsed=run.elapsed)
+        log.set_status("finished", epochs=run.position["epoch"], best_val_acc=run.best["val_acc"])
+        publish_safely(run)
+        best = run.best["val_acc"]
+        print(f"lowres: finished {run.position['epoch']} epochs in {format_duration(run.elapsed)}"
+              + (f", best val acc {best:.4f} (epoch {run.best['epoch']})" if best is not None else "")
+              + f"\n  run directory: {log.dir}\n  report: {log.dir / 'report.html'}", file=out)
+        return RunResult(log.dir, "finished", run.position["epoch"], best)
+    except BaseException:
+        if dist.is_main and log.dir.exists():
+            log.set_status("failed" if not isinstance(sys.exc_info()[1], KeyboardInterrupt)
+                           else "stopped")
+        raise
+    finally:
+        flag.restore()
+
+
+def _cut_check(flag: StopFlag, dist: distributed.Context):
+    if dist.world_size == 1:
+        return flag
+
+    def check() -> bool:  # every rank must cut at the same step
+        local = flag()
+        if flag.steps % CUT_CHECK_EVERY:
+            return False
+        return dist.broadcast_flag(local)
+    return check
+
+
+def _pause(run: Run, flag: StopFlag, out) -> RunResult:
+    run.save_last()
+    run.log.event("interrupted", epoch=run.position["epoch"], stage=run.position["stage"],
+                  step=run.position["step"], reason=flag.reason)
+    run.log.set_status("stopped", reason=flag.reason, resume=f"lowres train --resume {run.log.dir}")
+    publish_safely(run)
+    print(f"lowres: {flag.reason}; saved {run.log.checkpoint_dir / 'last.pt'} "
+          f"(epoch {run.position['epoch']}, step {run.position['step']}).\n"
+          f"  resume with: lowres train --resume {run.log.dir}", file=out)
+    return RunResult(run.log.dir, "stopped", run.position["epoch"], run.best["val_acc"])

@@ -1,0 +1,77 @@
+"""The end of an epoch: evaluate, update the schedule and stop rule, record everything."""
+from __future__ import annotations
+
+import math
+import sys
+
+from lowres.train.engine import EpochProgress
+
+
+def publish_epoch(run, progress: EpochProgress, seconds: float) -> str | None:
+    """Evaluate, write the metrics row and events, save best.pt; the stop reason or None."""
+    cfg, pos, data, engine = run.cfg, run.position, run.data, run.engine
+    stage_i = pos["stage"]
+    stage = cfg.stages[stage_i]
+    loss_sum, correct, seen = run.dist.all_reduce_sum(
+        [progress.loss_sum, float(progress.correct), float(progress.seen)])
+    pipeline = run.pipeline()
+    bs = cfg.train.eval_batch_size
+    val_loss, val_acc = engine.evaluate(engine.module, data.val_images, data.val_labels, pipeline, bs)
+    ema_loss = ema_acc = None
+    if engine.ema is not None:
+        ema_loss, ema_acc = engine.evaluate(engine.ema.module, data.val_images, data.val_labels,
+                                            pipeline, bs)
+    lr = run.schedule.lr_at((pos["stage_epoch"] + 1) * run.loader.steps_per_epoch - 1)
+    pos["epoch"] += 1
+    pos["stage_epoch"] += 1
+    train_loss = loss_sum / max(seen, 1)
+    train_acc = correct / max(seen, 1)
+    row = {
+        "epoch": pos["epoch"], "stage": stage_i, "stage_name": stage.name or f"stage{stage_i + 1}",
+        "stage_epoch": pos["stage_epoch"], "lr": lr, "train_loss": train_loss,
+        "train_acc": train_acc, "val_loss": _num(val_loss), "val_acc": _num(val_acc),
+        "ema_val_loss": _num(ema_loss), "ema_val_acc": _num(ema_acc),
+        "images_per_s": seen / progress.seconds if progress.seconds > 0 else None,
+        "seconds": seconds, "elapsed": run.elapsed,
+    }
+    run.log.append_metrics(row)
+    run.tensorboard.log_epoch(row)
+    metrics = {"val_acc": val_acc, "val_loss": val_loss, "train_loss": train_loss,
+               "train_acc": train_acc}
+    dropped = run.schedule.epoch_end(metrics)
+    if dropped:
+        run.log.event("lr_drop", epoch=pos["epoch"], stage=stage_i,
+                      lr=run.schedule.lr_at(pos["stage_epoch"] * run.loader.steps_per_epoch))
+    # The better of the raw and EMA weights competes for best.pt.
+    candidates = [(val_acc, False)] + ([(ema_acc, True)] if ema_acc is not None else [])
+    candidates = [(a, e) for a, e in candidates if a is not None and not math.isnan(a)]
+    if candidates:
+        acc, use_ema = max(candidates, key=lambda c: c[0])
+        if run.best["val_acc"] is None or acc > run.best["val_acc"]:
+            run.best = {"val_acc": acc, "epoch": pos["epoch"]}
+            run.save_best(use_ema)
+            run.log.event("best", epoch=pos["epoch"], val_acc=acc, weights="ema" if use_ema else "raw")
+    else:
+        run.save_best(False)  # no validation split: best.pt is the latest weights
+    return run.stop.update(pos["stage_epoch"], dropped, val_acc)
+
+
+def _num(value):
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def publish_safely(run) -> None:
+    """Plots and report.html after every epoch; a failure here never stops training."""
+    if not run.dist.is_main:
+        return
+    try:
+        from lowres.track.plots import write_run_plots  # noqa: PLC0415
+        from lowres.track.report import write_run_report  # noqa: PLC0415
+
+        if run.cfg.track.plots:
+            write_run_plots(run.log.dir)
+        if run.cfg.track.report:
+            write_run_report(run.log.dir)
+    except Exception as exc:  # noqa: BLE001
+        run.log.event("warning", message=f"report/plots failed: {type(exc).__name__}: {exc}")
+        print(f"lowres: warning: could not write plots/report ({exc})", file=sys.stderr)
