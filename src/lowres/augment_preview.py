@@ -14,7 +14,8 @@ from lowres.errors import LowresError
 
 
 def augment_preview(config_path: str, overrides: list[str], out: str | Path, stage: int = 0,
-                    n: int = 8, draws: int = 4, log=sys.stdout) -> Path:
+                    n: int = 8, draws: int = 4, log=None) -> Path:
+    log = log or sys.stdout
     cfg = config_mod.load(config_path, overrides)
     if not 0 <= stage < len(cfg.stages):
         raise LowresError(f"--stage {stage}: the config has stages 0..{len(cfg.stages) - 1}")

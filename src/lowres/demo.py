@@ -21,7 +21,7 @@ from lowres.train.loop import train
 # (a plateau needs more epochs than a demo has to lower the LR).
 
 
-def demo_config(data_root: Path) -> dict:
+def demo_config(data_root: Path, epochs: tuple[int, int, int] = (6, 3, 1)) -> dict:
     from lowres.config import SEED_STAGE1_AUGMENT, SEED_STAGE2_AUGMENT  # noqa: PLC0415
 
     cosine = {"name": "cosine", "warmup_epochs": 1}
@@ -32,25 +32,29 @@ def demo_config(data_root: Path) -> dict:
         "model": {"name": "resnet8", "stem": "k3", "dropout": 0.2},
         "train": {"batch_size": 64, "label_smoothing": 0.1},
         "stages": [
-            {"name": "stage1", "epochs": 6, "optimizer": {"lr": 0.1, "weight_decay": 5e-4},
+            {"name": "stage1", "epochs": epochs[0], "optimizer": {"lr": 0.1, "weight_decay": 5e-4},
              "scheduler": cosine, "augment": SEED_STAGE1_AUGMENT},
-            {"name": "stage2", "epochs": 3, "optimizer": {"lr": 0.05, "weight_decay": 5e-4},
+            {"name": "stage2", "epochs": epochs[1], "optimizer": {"lr": 0.05, "weight_decay": 5e-4},
              "scheduler": cosine, "augment": SEED_STAGE2_AUGMENT},
-            {"name": "stage3", "epochs": 1, "optimizer": {"lr": 0.01, "weight_decay": 5e-4},
+            {"name": "stage3", "epochs": epochs[2], "optimizer": {"lr": 0.01, "weight_decay": 5e-4},
              "scheduler": {"name": "constant"}, "augment": SEED_STAGE2_AUGMENT},
         ],
     }
 
 
-def run_demo(out: str | Path = "demo", log=sys.stdout) -> dict:
+def run_demo(out: str | Path = "demo", log=None, quick: bool = False) -> dict:
+    """The demo; `quick` (for tests) uses 20 images per class and one epoch per stage."""
+    log = log or sys.stdout
     out = Path(out)
     data_root = out / "data"
     if not (data_root / "labels.csv").exists():
         print(f"lowres demo: generating a 10-class 40x40 dataset in {data_root}", file=log)
-        make_competition_dataset(data_root, classes=10, per_class=250, test_per_class=50)
+        make_competition_dataset(data_root, classes=10, per_class=20 if quick else 250,
+                                 test_per_class=5 if quick else 50)
     config_path = out / "demo.yaml"
     config_path.write_text("# The demo's config: a short version of the seed's 3-stage plan.\n"
-                           + yaml.safe_dump(demo_config(data_root.resolve()), sort_keys=False))
+                           + yaml.safe_dump(demo_config(data_root.resolve(), (1, 1, 1) if quick else (6, 3, 1)),
+                                          sort_keys=False))
     run_dir = out / "runs" / f"demo-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     result = train(config_path, run_dir=run_dir, out=log)
     submission = predict([run_dir], data_root, tta="flip", out=out / "submission.csv", log=log)

@@ -89,7 +89,8 @@ def write_submission(path: Path, ids: list[str], labels: list[str]) -> None:
 
 def predict(run_dirs: list[str | Path], data_root: str | Path, tta: str = "none",
             out: str | Path = "submission.csv", which: str = "best", device: str = "auto",
-            cache_dir: str | None = None, log=sys.stdout) -> Path:
+            cache_dir: str | None = None, log=None) -> Path:
+    log = log or sys.stdout
     if tta not in TTA_MODES:
         raise LowresError(f"--tta {tta!r} is not one of {', '.join(TTA_MODES)}")
     runs = [load_run(r, which, device) for r in run_dirs]
@@ -106,9 +107,10 @@ def predict(run_dirs: list[str | Path], data_root: str | Path, tta: str = "none"
 
 def evaluate(run_dir: str | Path, data: str | Path | None = None, which: str = "best",
              tta: str = "none", device: str = "auto", out_dir: str | Path | None = None,
-             log=sys.stdout) -> dict:
+             log=None) -> dict:
     """Accuracy, per-class accuracy and a confusion matrix on the run's val split, or on a
     labelled folder; writes evaluation.json and a confusion-matrix PNG."""
+    log = log or sys.stdout
     loaded = load_run(run_dir, which, device)
     if data is None:
         prepared = prepare(loaded.cfg.data, loaded.cfg.seed)

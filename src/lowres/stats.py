@@ -25,7 +25,8 @@ def dataset_stats(root: str | Path, cache_dir: str | None = None) -> dict:
     }
 
 
-def print_stats(stats: dict, out=sys.stdout) -> None:
+def print_stats(stats: dict, out=None) -> None:
+    out = out or sys.stdout
     p = lambda text: print(text, file=out)  # noqa: E731
     w, h = stats["image_size"]
     p(f"dataset: {stats['root']} ({stats['layout']} layout)")

@@ -22,6 +22,9 @@ class Context:
 class Op:
     """An image op: float images [B, C, H, W] in 0..1 -> augmented images, same shape.
 
+    An op may overwrite the tensor it is given (the pipeline owns it: a fresh float copy
+    of the input batch), which saves a full copy of the batch per op.
+
     Subclasses set `name` (the config spelling) and `PARAMS`; the registry validates the
     config values and passes them, normalised, as keyword arguments.
     """
@@ -60,12 +63,13 @@ def _show(value: Any) -> str:
 
 def apply_to_subset(images: Tensor, selected: Tensor,
                     fn: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
-    """Run fn(images[idx], idx) on the samples where `selected` ([B] bool) is True and put
-    the results back; the others are returned unchanged. Cheaper than computing the op for
-    the whole batch and choosing with torch.where when few samples are selected."""
+    """Run fn(images[idx], idx) on the samples where `selected` ([B] bool) is True and
+    write the results back into `images` (in place); the others are left unchanged.
+    Cheaper than computing the op for the whole batch and choosing with torch.where when
+    few samples are selected. (On CUDA the subset size costs one synchronisation.)"""
     index = selected.nonzero().squeeze(1)
     if index.numel() == 0:
         return images
     if index.numel() == images.shape[0]:
         return fn(images, index)
-    return images.index_copy(0, index, fn(images.index_select(0, index), index))
+    return images.index_copy_(0, index, fn(images.index_select(0, index), index))

@@ -20,7 +20,8 @@ class HFlip(Op):
     PARAMS = {"p": Param(0.5, probability, "probability of flipping left-right")}
 
     def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
-        return geometry_ops.flip(images, sampling.coin(generator, images.shape[0], self.p), dim=3)
+        selected = sampling.coin(generator, images.shape[0], self.p)
+        return apply_to_subset(images, selected, lambda x, _: x.flip(3))
 
 
 class VFlip(Op):
@@ -28,7 +29,8 @@ class VFlip(Op):
     PARAMS = {"p": Param(0.5, probability, "probability of flipping upside down")}
 
     def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
-        return geometry_ops.flip(images, sampling.coin(generator, images.shape[0], self.p), dim=2)
+        selected = sampling.coin(generator, images.shape[0], self.p)
+        return apply_to_subset(images, selected, lambda x, _: x.flip(2))
 
 
 def _check_sub_ops(key: str, value: Any) -> list:
@@ -171,8 +173,8 @@ class Erasing(Op):
         elif self.value == "mean":
             mean = torch.tensor(self.context.mean, device=images.device)
             value = (mean if mean.numel() == c else mean.mean().expand(c)).reshape(1, c, 1, 1)
-        else:
-            value = torch.zeros(1, device=images.device)
+        else:  # zeros: fill in place, the cheapest form
+            return images.masked_fill_(filter_ops.box_mask(h, w, top, left, box_h, box_w), 0.0)
         return filter_ops.erase(images, top, left, box_h, box_w, value)
 
 
@@ -182,7 +184,7 @@ class Grayscale(Op):
 
     def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
         selected = sampling.coin(generator, images.shape[0], self.p)
-        return torch.where(selected.reshape(-1, 1, 1, 1), color_ops.grayscale(images), images)
+        return apply_to_subset(images, selected, lambda x, _: color_ops.grayscale(x))
 
 
 class GaussianBlur(Op):

@@ -32,12 +32,12 @@ def box_mask(height: int, width: int, top: Tensor, left: Tensor, box_h: Tensor,
              box_w: Tensor) -> Tensor:
     """[B, 1, H, W] bool, True inside each sample's rectangle (rows top..top+box_h-1)."""
     device = top.device
-    rows = torch.arange(height, device=device).reshape(1, height, 1)
-    cols = torch.arange(width, device=device).reshape(1, 1, width)
-    top, left = top.reshape(-1, 1, 1), left.reshape(-1, 1, 1)
-    inside = (rows >= top) & (rows < top + box_h.reshape(-1, 1, 1)) \
-        & (cols >= left) & (cols < left + box_w.reshape(-1, 1, 1))
-    return inside.unsqueeze(1)
+    rows = torch.arange(height, device=device).reshape(1, height)
+    cols = torch.arange(width, device=device).reshape(1, width)
+    top, left = top.reshape(-1, 1), left.reshape(-1, 1)
+    in_rows = (rows >= top) & (rows < top + box_h.reshape(-1, 1))  # [B, H]
+    in_cols = (cols >= left) & (cols < left + box_w.reshape(-1, 1))  # [B, W]
+    return (in_rows.unsqueeze(2) & in_cols.unsqueeze(1)).unsqueeze(1)
 
 
 def erase(images: Tensor, top: Tensor, left: Tensor, box_h: Tensor, box_w: Tensor,

@@ -88,28 +88,73 @@ def apply_op(name: str, images: Tensor, magnitude: Tensor, interpolation: str,
     raise ValueError(f"unknown auto-augment op {name}")
 
 
+GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
+
+
+def geometric_matrices(names: tuple[str, ...], op_index: Tensor, magnitude: Tensor,
+                       height: int, width: int) -> Tensor:
+    """Inverse affine matrices [n, 2, 3] for samples that each drew one of the GEOMETRIC
+    ops: all five are special cases of torchvision's affine, so they share one warp."""
+    def drew(name: str) -> Tensor:
+        return op_index == names.index(name) if name in names else torch.zeros_like(op_index, dtype=torch.bool)
+
+    f64 = torch.float64
+    zero = torch.zeros_like(magnitude, dtype=f64)
+    shear_deg = torch.rad2deg(torch.atan(magnitude.to(f64)))
+    pixels = torch.trunc(magnitude.to(f64))  # torchvision passes int(magnitude)
+    angle = torch.where(drew("Rotate"), -magnitude.to(f64), zero)  # rotate = affine(-angle)
+    shear = torch.stack([torch.where(drew("ShearX"), shear_deg, zero),
+                         torch.where(drew("ShearY"), shear_deg, zero)], 1)
+    shift = torch.stack([torch.where(drew("TranslateX"), pixels, zero),
+                         torch.where(drew("TranslateY"), pixels, zero)], 1)
+    # Shears turn about the top-left corner (center=[0, 0]), the others about the centre.
+    corner = (drew("ShearX") | drew("ShearY")).to(f64).unsqueeze(1)
+    center = corner * torch.tensor([[-width * 0.5, -height * 0.5]], dtype=f64, device=magnitude.device)
+    return geometry_ops.inverse_affine_matrix(angle, shift, torch.ones_like(zero), shear, center)
+
+
 def apply_drawn_ops(images: Tensor, op_index: Tensor, magnitude: Tensor, names: tuple[str, ...],
                     interpolation: str, fill: tuple[float, ...] | None) -> Tensor:
-    """Sample i gets names[op_index[i]] with magnitude[i]; op_index -1 means nothing."""
+    """Sample i gets names[op_index[i]] with magnitude[i]; op_index -1 means nothing.
+
+    Every sample draws one op, so the op kinds touch disjoint samples and their order does
+    not matter; the geometric kinds are done together in one warp."""
+    _, _, h, w = images.shape
+    geometric_ids = torch.tensor([k for k, n in enumerate(names) if n in GEOMETRIC],
+                                 device=op_index.device)
+    is_geometric = torch.isin(op_index, geometric_ids)
+    images = apply_to_subset(images, is_geometric, lambda x, idx: geometry_ops.warp(
+        x, geometric_matrices(names, op_index[idx], magnitude[idx], h, w), interpolation, fill))
     for k, name in enumerate(names):
-        if name == "Identity":
+        if name == "Identity" or name in GEOMETRIC:
             continue
         images = apply_to_subset(images, op_index == k, lambda x, idx, name=name: apply_op(
             name, x, magnitude[idx], interpolation, fill))
     return images
 
 
+_TABLES: dict[tuple, tuple[Tensor, Tensor]] = {}
+
+
+def _tables(policy: str, names: tuple[str, ...], bins: int, height: int, width: int,
+            device: torch.device) -> tuple[Tensor, Tensor]:
+    """Magnitudes [ops, bins] (float64) and signedness [ops] for a policy, cached."""
+    key = (policy, names, bins, height, width, str(device))
+    if key not in _TABLES:
+        rows = []
+        for name in names:
+            table = magnitude_table(policy, name, bins, height, width)
+            rows.append(torch.zeros(bins) if table is None else table.to(torch.float32))
+        _TABLES[key] = (torch.stack(rows).to(device=device, dtype=torch.float64),
+                        torch.tensor([n in SIGNED for n in names], device=device))
+    return _TABLES[key]
+
+
 def draw_magnitudes(generator: torch.Generator, policy: str, names: tuple[str, ...],
                     op_index: Tensor, bin_index: Tensor, bins: int, height: int,
                     width: int) -> Tensor:
     """Signed magnitude [B] (float64) for each sample's op and bin."""
-    device = generator.device
-    rows = []
-    for name in names:
-        table = magnitude_table(policy, name, bins, height, width)
-        rows.append(torch.zeros(bins) if table is None else table.to(torch.float32))
-    table = torch.stack(rows).to(device=device, dtype=torch.float64)  # [ops, bins]
-    signed = torch.tensor([n in SIGNED for n in names], device=device)
+    table, signed = _tables(policy, names, bins, height, width, generator.device)
     value = table[op_index.clamp(min=0), bin_index]
     negative = sampling.coin(generator, op_index.shape[0], 0.5) & signed[op_index.clamp(min=0)]
     return torch.where(negative, -value, value)

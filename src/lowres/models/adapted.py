@@ -21,9 +21,10 @@ Swin-T (`stem` selects the patch embedding; `k4` and `k3` both mean the low-res 
     with window 5 (4x4, 2x2, 1x1, 1x1 windows; shifted by 2 in stages 1-2, unshifted in
     stages 3-4 where one window covers the grid, exactly as torchvision does whenever the
     window is not smaller than the grid). A 2x2 patch merge of the odd 5x5 grid would pad it
-    to 6x6 with zero tokens, so where a grid is odd the merge is replaced by
-    `ChannelExpansion` (LayerNorm + Linear(C, 2C), grid kept): the final token grid is 5x5
-    with 768 channels. `imagenet` is torchvision's swin_t (patch 4, window 7; at 40x40 its
+    to 6x6 with zero tokens, so the last merge is replaced by `ChannelExpansion`
+    (LayerNorm + Linear(C, 2C), grid kept): the final token grid is 5x5 with 768 channels.
+    Other image sizes follow the rules of `swin_grids` / `swin_window`, falling back on
+    torchvision's zero padding where no window tiles every grid. `imagenet` is torchvision's swin_t (patch 4, window 7; at 40x40 its
     grids 10-5-3-2 are zero-padded to window multiples). `drop_path` is torchvision's
     `stochastic_depth_prob` (block i of N gets drop_path * i / (N - 1); its default 0.2 is
     NOT used).
@@ -74,10 +75,13 @@ class ChannelExpansion(nn.Module):
 
 
 def swin_grids(first: int, stages: int = 4) -> list[int]:
-    """Token grid side per stage: halved while even, kept once odd (see ChannelExpansion)."""
+    """Token grid side per stage. A grid is halved by PatchMerging unless it is odd and at
+    most 7 (one Swin window): then it is kept and only the channels double (ChannelExpansion).
+    Larger odd grids (other image sizes) are halved with torchvision's zero padding."""
     grids = [first]
     for _ in range(stages - 1):
-        grids.append(grids[-1] // 2 if grids[-1] % 2 == 0 else grids[-1])
+        g = grids[-1]
+        grids.append(g if g % 2 == 1 and g <= 7 else (g + 1) // 2)
     return grids
 
 
@@ -106,7 +110,7 @@ def build_swin_t(stem: str, in_channels: int, drop_path: float, image_size: int)
         # features = [embed, stage1, merge, stage2, merge, stage3, merge, stage4]
         norm_layer = partial(nn.LayerNorm, eps=1e-5)  # torchvision's default for Swin
         for stage, index in enumerate((2, 4, 6)):
-            if grids[stage] % 2 == 1:
+            if grids[stage + 1] == grids[stage]:
                 merge = model.features[index]
                 assert isinstance(merge, PatchMerging)
                 model.features[index] = ChannelExpansion(merge.dim, norm_layer)

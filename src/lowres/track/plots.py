@@ -3,7 +3,8 @@
 Three plots: loss.png (train and val loss), accuracy.png (train and val accuracy, EMA val
 when present, best epoch starred), lr.png (learning rate per epoch, log scale). Every plot
 marks stage boundaries (grey dashed vertical lines, labelled with the new stage's name) and
-LR drops (`lr_drop` events: red dotted vertical lines).
+LR drops (`lr_drop` events: red dotted vertical lines half an epoch after the epoch that
+decided the drop, i.e. just before the first epoch at the new rate).
 
 Matplotlib is used through its object API with the Agg canvas (no pyplot, no global state,
 no display needed), and files are replaced atomically, so a reader never sees half a PNG.
@@ -68,7 +69,7 @@ def mark_stages_and_drops(ax, run: RunData, label_stages: bool = True) -> None:
             ax.text(x, 1.0, f" {name}", transform=ax.get_xaxis_transform(), fontsize=7,
                     color="0.3", va="bottom", ha="left", clip_on=False)
     for epoch, _lr in run.lr_drops():
-        ax.axvline(epoch, **DROP_STYLE)
+        ax.axvline(epoch + 0.5, **DROP_STYLE)
 
 
 def _finish(ax, title: str, ylabel: str, legend_loc: str) -> None:
@@ -135,7 +136,7 @@ def plot_lr(run: RunData, path: Path) -> Path | None:
         ax.set_yscale("log")
     drops = [(e, lr) for e, lr in run.lr_drops() if not math.isnan(lr) and (lr > 0 or not lrs)]
     if drops:
-        ax.plot([d[0] for d in drops], [d[1] for d in drops], marker="v", color="tab:red",
+        ax.plot([d[0] + 0.5 for d in drops], [d[1] for d in drops], marker="v", color="tab:red",
                 linestyle="none", markersize=6, label="LR drop", zorder=5)
     mark_stages_and_drops(ax, run)
     _set_xlim(ax, run)

@@ -133,7 +133,11 @@ class RunData:
         return out
 
     def lr_drops(self) -> list[tuple[float, float]]:
-        """(epoch, new lr) of every `lr_drop` event; the epoch is the global epoch."""
+        """(epoch, new lr) of every `lr_drop` event.
+
+        The epoch is the global epoch after which the drop was decided: the next epoch is
+        the first at the new rate (plots draw the drop at epoch + 0.5).
+        """
         out = []
         for ev in self.events:
             if ev.get("event") == "lr_drop":

@@ -45,8 +45,9 @@ def load_resume_config(run_dir: Path, overrides: list[str]) -> tuple[Config, dic
 def train(config_path: str | Path | None, overrides: list[str] = (), run_dir: str | Path | None = None,
           resume: str | Path | None = None, time_limit: float | None = None,
           pause_after_epochs: int | None = None, pause_after_steps: int | None = None,
-          dry_run: bool = False, out=sys.stdout) -> RunResult | None:
+          dry_run: bool = False, out=None) -> RunResult | None:
     """Train from a config file (or resume a run directory). Returns None for a dry run."""
+    out = out or sys.stdout
     dist = distributed.init()
     try:
         state = None

@@ -156,7 +156,7 @@ class Schedule:
             new = max(self.current * c.factor, c.min_lr)
             self.bad_epochs = 0
             self.cooldown_left = c.cooldown
-            if self.current - new > 1e-12:
+            if self.current - new > 1e-8:  # torch's eps: tiny changes are ignored
                 self.current = new
                 return True
         return False

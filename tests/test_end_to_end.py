@@ -1,0 +1,159 @@
+"""The whole flow on small generated data: train -> predict/evaluate, resume, errors."""
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import write_config
+from lowres.cli import main
+from lowres.train import checkpoint
+from lowres.train.loop import train
+from lowres.track.runlog import read_events, read_metrics, read_status
+
+TIMING = {"images_per_s", "seconds", "elapsed"}
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.reader(f))
+
+
+def test_train_then_predict_writes_a_valid_submission(tiny_data, tmp_path, capsys):
+    cfg = write_config(tmp_path / "c.yaml", tiny_data)
+    run = tmp_path / "run"
+    assert main(["train", str(cfg), "--run-dir", str(run)]) == 0
+    for name in ("config.yaml", "metrics.csv", "events.jsonl", "env.json", "status.json",
+                 "checkpoints/last.pt", "checkpoints/best.pt"):
+        assert (run / name).exists(), name
+    assert read_status(run)["state"] == "finished"
+    assert [r["epoch"] for r in read_metrics(run)] == ["1", "2"]
+    kinds = [e["event"] for e in read_events(run)]
+    assert kinds[0] == "run_start" and kinds[-1] == "run_end" and "stop" in kinds
+    sub = tmp_path / "sub.csv"
+    assert main(["predict", str(run), "--data", str(tiny_data), "--out", str(sub), "--tta", "flip"]) == 0
+    rows = read_csv(sub)
+    assert rows[0] == ["Id", "Category"] and len(rows) == 13
+    assert [r[0] for r in rows[1:]] == sorted(p.name for p in (tiny_data / "test").iterdir())
+    assert all(r[1] in {"0", "1", "2", "3"} for r in rows[1:])
+    # An ensemble of the same run twice gives the same answers.
+    sub2 = tmp_path / "sub2.csv"
+    assert main(["predict", str(run), str(run), "--data", str(tiny_data), "--out", str(sub2),
+                 "--tta", "flip"]) == 0
+    assert read_csv(sub2) == rows
+    assert main(["evaluate", str(run)]) == 0
+    result = json.loads((run / "evaluation" / "evaluation.json").read_text())
+    assert 0 <= result["accuracy"] <= 1 and (run / "evaluation" / "confusion.png").exists()
+    assert "accuracy" in capsys.readouterr().out
+
+
+def test_exact_resume_mid_epoch_and_across_stages(tiny_data, tmp_path):
+    """Stopped mid-epoch and at a stage boundary, resumed: same weights, same metrics."""
+    stages = [{"epochs": 2, "scheduler": {"name": "cosine", "warmup_epochs": 1},
+               "augment": [{"op": "hflip", "p": 0.5}, {"op": "erasing", "p": 0.5}]},
+              {"epochs": 2, "scheduler": {"name": "plateau", "patience": 0},
+               "augment": [{"op": "randaugment", "num_ops": 2}]}]
+    cfg = write_config(tmp_path / "c.yaml", tiny_data, stages=stages, train={"ema": 0.9})
+    straight = train(cfg, run_dir=tmp_path / "straight")
+    assert straight.state == "finished"
+    cut = tmp_path / "cut"
+    first = train(cfg, run_dir=cut, pause_after_steps=3)  # 5 steps per epoch: mid-epoch 1
+    assert first.state == "stopped" and read_status(cut)["state"] == "stopped"
+    assert train(None, resume=cut, pause_after_epochs=1).state == "stopped"  # ends epoch 1
+    assert train(None, resume=cut, pause_after_epochs=1).state == "stopped"  # stage boundary
+    assert train(None, resume=cut).state == "finished"
+    a = checkpoint.load(tmp_path / "straight" / "checkpoints" / "last.pt")
+    b = checkpoint.load(cut / "checkpoints" / "last.pt")
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    for key in a["ema"]:
+        assert torch.equal(a["ema"][key], b["ema"][key]), key
+    rows_a, rows_b = read_metrics(tmp_path / "straight"), read_metrics(cut)
+    assert len(rows_a) == len(rows_b) == 4
+    for ra, rb in zip(rows_a, rows_b):
+        assert {k: v for k, v in ra.items() if k not in TIMING} == \
+               {k: v for k, v in rb.items() if k not in TIMING}
+    assert sum(e["event"] == "resume" for e in read_events(cut)) == 3
+
+
+def test_time_limit_saves_and_prints_the_resume_command(tiny_data, tmp_path, capsys):
+    cfg = write_config(tmp_path / "c.yaml", tiny_data)
+    run = tmp_path / "run"
+    assert main(["train", str(cfg), "--run-dir", str(run), "--time-limit", "0.001s"]) == 0
+    out = capsys.readouterr().out
+    assert f"lowres train --resume {run}" in out
+    state = checkpoint.load(run / "checkpoints" / "last.pt")
+    assert state["position"]["step"] == 1 and state["position"]["epoch"] == 0
+    assert main(["train", "--resume", str(run)]) == 0
+    assert read_status(run)["state"] == "finished"
+
+
+def test_a_new_run_never_overwrites_an_existing_one(tiny_data, tmp_path, capsys):
+    cfg = write_config(tmp_path / "c.yaml", tiny_data, stages=[{"epochs": 1}])
+    run = tmp_path / "run"
+    assert main(["train", str(cfg), "--run-dir", str(run)]) == 0
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert main(["train", str(cfg), "--run-dir", str(run)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    # A bad override on resume is refused before anything is written.
+    assert main(["train", "--resume", str(run), "train.batch_size=zero"]) == 2
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(tiny_data, tmp_path, capsys):
+    cfg = write_config(tmp_path / "c.yaml", tiny_data)
+    assert main(["train", str(cfg), "--run-dir", str(tmp_path / "run"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "forward + backward OK" in out and "LR per epoch" in out
+    assert not (tmp_path / "run").exists()
+
+
+def test_config_errors_are_one_line(tiny_data, tmp_path):
+    cfg = write_config(tmp_path / "c.yaml", tiny_data)
+    proc = subprocess.run([sys.executable, "-m", "lowres", "train", str(cfg), "train.batchsize=8",
+                           "--dry-run"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("lowres: error: unknown config key 'train.batchsize' "
+                                   "(did you mean 'batch_size'?)")
+
+
+def test_class_folder_predictions_use_folder_names(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from lowres.data.synthetic import PATTERNS, render
+
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(["circle", "square"]):
+        d = tmp_path / "data" / "train" / name
+        d.mkdir(parents=True)
+        for i in range(12):
+            Image.fromarray(render(PATTERNS[c * 2], rng, 16)).save(d / f"{i}.png")
+    (tmp_path / "data" / "test").mkdir()
+    for i in range(3):
+        Image.fromarray(render("disc", rng, 16)).save(tmp_path / "data" / "test" / f"t{i}.png")
+    cfg = write_config(tmp_path / "c.yaml", tmp_path / "data", stages=[{"epochs": 1}])
+    assert main(["train", str(cfg), "--run-dir", str(tmp_path / "run")]) == 0
+    assert main(["predict", str(tmp_path / "run"), "--data", str(tmp_path / "data"), "--out",
+                 str(tmp_path / "s.csv")]) == 0
+    rows = read_csv(tmp_path / "s.csv")[1:]
+    assert [r[0] for r in rows] == ["t0.png", "t1.png", "t2.png"]
+    assert all(r[1] in {"circle", "square"} for r in rows)
+
+
+def test_demo_runs_end_to_end(tmp_path, capsys):
+    from lowres.demo import run_demo
+
+    result = run_demo(tmp_path / "demo", quick=True)
+    assert result["submission"].exists() and 0 <= result["test_accuracy"] <= 1
+    assert (result["run_dir"] / "report.html").exists()
+    assert "submission" in capsys.readouterr().out
+
+
+def test_console_script_help_lists_every_command():
+    proc = subprocess.run([sys.executable, "-m", "lowres", "--help"], capture_output=True, text=True)
+    for command in ("demo", "stats", "train", "predict", "evaluate", "models", "runs", "compare",
+                    "sweep", "augment-preview"):
+        assert command in proc.stdout
