@@ -171,8 +171,16 @@ def _events_table(run: RunData) -> str:
     for ev in run.events:
         rest = {k: v for k, v in ev.items() if k not in ("time", "event", "epoch", "stage")}
         rows.append([ev.get("time", ""), ev.get("event", ""), ev.get("epoch", ""),
-                     ev.get("stage", ""), json.dumps(rest, default=str)[1:-1] if rest else ""])
+                     ev.get("stage", ""), ", ".join(f"{k}={_detail(v)}" for k, v in rest.items())])
     return html_table(["time", "event", "epoch", "stage", "details"], rows, left=2)
+
+
+def _detail(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return json.dumps(value, default=str)
 
 
 def _stages_table(run: RunData) -> str:

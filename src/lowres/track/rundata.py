@@ -11,6 +11,7 @@ percent already, otherwise values are fractions and are shown times 100. Every d
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import math
 import os
 import socket
@@ -188,8 +189,6 @@ def load_run(run_dir: str | Path) -> RunData:
     except (OSError, yaml.YAMLError, UnicodeDecodeError):
         data.config = {}
     try:
-        import json
-
         loaded = json.loads((run_dir / "env.json").read_text())
         data.env = loaded if isinstance(loaded, dict) else {}
     except (OSError, ValueError):

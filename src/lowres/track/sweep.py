@@ -16,7 +16,6 @@ import itertools
 import json
 import re
 import shutil
-import sys
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -249,8 +248,9 @@ def run_sweep(base_config_path: str | Path, grid: Sequence[str], seeds: Sequence
     is resolved (lowres.config.load) before anything trains, so a bad value fails in
     seconds, not after hours. KeyboardInterrupt stops the sweep (rerun to continue); a
     LowresError from train_fn (bad data, bad config) stops it too; any other exception fails
-    that point only (traceback printed) and the sweep goes on. A point that returns
-    "stopped (resumable)" (the run was interrupted) stops the sweep. At the end the runs
+    that point only (traceback printed) and the sweep goes on. A point whose train_fn
+    returns with the run "stopped (resumable)" (the trainer caught SIGINT/SIGTERM and saved
+    last.pt) stops the sweep by raising KeyboardInterrupt, as a Ctrl-C would. At the end the runs
     are compared into sweep_dir/comparison/ (grouped by seed when seeds are given), and a
     LowresError names the points that failed, if any.
     """
@@ -298,7 +298,7 @@ def run_sweep(base_config_path: str | Path, grid: Sequence[str], seeds: Sequence
         after = run_state(run_dir)
         if after == RESUMABLE:
             _say(f"{tag}: stopped before the end; rerun the same command to resume the sweep")
-            return sweep_dir
+            raise KeyboardInterrupt(f"sweep stopped at {point.name}")
         if after != FINISHED:
             failed.append(point.name)
             _say(f"{tag}: ended as '{after}'")
