@@ -50,7 +50,3 @@ def dirichlet(generator: torch.Generator, n: int, alpha: float, k: int) -> Tenso
     """[n, k] rows from a symmetric Dirichlet(alpha, ..., alpha)."""
     concentration = torch.full((n, k), float(alpha), device=generator.device)
     return torch._sample_dirichlet(concentration, generator=generator)
-
-
-def generator_device(generator: torch.Generator) -> torch.device:
-    return torch.device(generator.device)
