@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from conftest import write_config
+from run_configs import write_config
 from lowres.cli import main
 from lowres.train import checkpoint
 from lowres.train.loop import train

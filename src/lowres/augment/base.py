@@ -1,9 +1,14 @@
-"""What every augmentation op shares: its parameter table, the build context, and the
-helper that runs an operation on the subset of samples that drew it."""
+"""What every augmentation op shares: its parameter table, the build context, the split
+of each op into draw (all random numbers for the batch, first) and apply (no randomness),
+and `apply_masked`, which runs an operation on the samples that drew it: on a gathered
+subset on CPU, on the whole batch blended with torch.where on accelerators (no
+data-dependent shapes, hence no device-to-host synchronisation)."""
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Iterator
 
 import torch
 from torch import Tensor
@@ -44,6 +49,16 @@ class Op:
         """Checks that involve several parameters; `key` names the op's config entry."""
 
     def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
+        return self.apply(images, self.draw(generator, tuple(images.shape)))
+
+    def draw(self, generator: torch.Generator, shape: tuple[int, ...]) -> dict[str, Any]:
+        """Every random draw for a batch of `shape` [B, C, H, W], taken up front: tensors
+        with a leading batch dimension (or lists of such draws, for ops made of ops)."""
+        raise NotImplementedError
+
+    def apply(self, images: Tensor, drawn: dict[str, Any], mask: Tensor | None = None) -> Tensor:
+        """Apply the op with the draws of `draw`; `mask` [B] bool (from an enclosing op such
+        as random_choice) limits it to some samples. Draws no random numbers."""
         raise NotImplementedError
 
     def describe(self) -> str:
@@ -61,15 +76,69 @@ def _show(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
-def apply_to_subset(images: Tensor, selected: Tensor,
-                    fn: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
-    """Run fn(images[idx], idx) on the samples where `selected` ([B] bool) is True and
-    write the results back into `images` (in place); the others are left unchanged.
-    Cheaper than computing the op for the whole batch and choosing with torch.where when
-    few samples are selected. (On CUDA the subset size costs one synchronisation.)"""
+# How an op reaches the samples that drew it (see `apply_masked`): "subset" gathers them,
+# "where" computes the whole batch and blends. None: "where" on accelerators, where a
+# data-dependent subset size would cost a device-to-host synchronisation, else "subset".
+MASKING_MODES = ("subset", "where")
+_forced_mode: str | None = os.environ.get("LOWRES_AUGMENT_MASKING") or None
+if _forced_mode is not None and _forced_mode not in MASKING_MODES:
+    raise ValueError(f"LOWRES_AUGMENT_MASKING must be one of {MASKING_MODES}, got {_forced_mode!r}")
+
+
+def masking_mode(device: torch.device) -> str:
+    if _forced_mode is not None:
+        return _forced_mode
+    return "subset" if device.type == "cpu" else "where"
+
+
+@contextmanager
+def forced_masking(mode: str | None) -> Iterator[None]:
+    """Run the ops with `mode` ("subset" / "where", None: by device) within the block."""
+    global _forced_mode
+    if mode is not None and mode not in MASKING_MODES:
+        raise ValueError(f"masking mode must be one of {MASKING_MODES}, got {mode!r}")
+    previous, _forced_mode = _forced_mode, mode
+    try:
+        yield
+    finally:
+        _forced_mode = previous
+
+
+def apply_masked(images: Tensor, selected: Tensor, fn: Callable[[Tensor, Any], Tensor],
+                 mode: str | None = None) -> Tensor:
+    """Samples where `selected` ([B] bool) is True get fn(images[idx], idx); the others
+    stay as they are. `fn` must not modify its argument and must treat samples
+    independently; it indexes its per-sample parameters with `idx`.
+
+    subset: idx is the index tensor of the selected samples; they are gathered, and the
+    results written back into `images` (in place). Cheapest on CPU, but the subset size
+    depends on the data (nonzero), which on CUDA means a device-to-host synchronisation.
+    where: idx is slice(None): fn runs on the whole batch and torch.where picks per sample;
+    fixed shapes, no synchronisation, the same numbers (the ops are elementwise or reduce
+    within a sample). `mode` None: see `masking_mode`."""
+    if (mode or masking_mode(images.device)) == "where":
+        return torch.where(selected.reshape(-1, 1, 1, 1), fn(images, slice(None)), images)
     index = selected.nonzero().squeeze(1)
     if index.numel() == 0:
         return images
     if index.numel() == images.shape[0]:
-        return fn(images, index)
+        return fn(images, slice(None))
     return images.index_copy_(0, index, fn(images.index_select(0, index), index))
+
+
+def combine(selected: Tensor, mask: Tensor | None) -> Tensor:
+    """An op's own selection restricted to `mask` (the samples an enclosing op gives it)."""
+    return selected if mask is None else selected & mask
+
+
+_CONSTANTS: dict[tuple, Tensor] = {}
+
+
+def constant(values: tuple[float, ...], device: torch.device,
+             dtype: torch.dtype = torch.float32) -> Tensor:
+    """A small constant tensor on `device`, made once: copying host data to a CUDA device
+    synchronises, so none is made per batch."""
+    key = (values, str(device), dtype)
+    if key not in _CONSTANTS:
+        _CONSTANTS[key] = torch.tensor(values, dtype=dtype).to(device)
+    return _CONSTANTS[key]

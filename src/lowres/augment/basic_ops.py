@@ -10,27 +10,31 @@ import torch
 from torch import Tensor
 
 from lowres.augment import color_ops, filter_ops, geometry_ops, sampling
-from lowres.augment.base import Op, apply_to_subset
+from lowres.augment.base import Op, apply_masked, combine, constant
 from lowres.augment.params import (Param, choice, colour, fail, interval, number, odd_size,
                                    optional, padding4, probability, size_pair)
 
 
-class HFlip(Op):
+class _Flip(Op):
+    DIM = 3
+
+    def draw(self, generator: torch.Generator, shape: tuple[int, ...]) -> dict[str, Any]:
+        return {"selected": sampling.coin(generator, shape[0], self.p)}
+
+    def apply(self, images: Tensor, drawn: dict[str, Any], mask: Tensor | None = None) -> Tensor:
+        return apply_masked(images, combine(drawn["selected"], mask), lambda x, _: x.flip(self.DIM))
+
+
+class HFlip(_Flip):
     name = "hflip"
     PARAMS = {"p": Param(0.5, probability, "probability of flipping left-right")}
-
-    def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
-        selected = sampling.coin(generator, images.shape[0], self.p)
-        return apply_to_subset(images, selected, lambda x, _: x.flip(3))
+    DIM = 3
 
 
-class VFlip(Op):
+class VFlip(_Flip):
     name = "vflip"
     PARAMS = {"p": Param(0.5, probability, "probability of flipping upside down")}
-
-    def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
-        selected = sampling.coin(generator, images.shape[0], self.p)
-        return apply_to_subset(images, selected, lambda x, _: x.flip(2))
+    DIM = 2
 
 
 def _check_sub_ops(key: str, value: Any) -> list:
@@ -73,11 +77,16 @@ class RandomChoice(Op):
         self.ops = [cls(context, **sub) for cls, sub in params["ops"]]
         self.params = dict(params, ops=self.ops)
 
-    def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
-        weights = list(self.weights) if self.weights is not None else [1.0] * len(self.ops)
-        picked = sampling.categorical(generator, images.shape[0], weights)
+    def draw(self, generator: torch.Generator, shape: tuple[int, ...]) -> dict[str, Any]:
+        # Every sub-op draws for the whole batch (fixed amounts of randomness, the same
+        # numbers however the samples are then reached) and is applied where it was picked.
+        weights = self.weights if self.weights is not None else (1.0,) * len(self.ops)
+        return {"picked": sampling.categorical(generator, shape[0], weights),
+                "ops": [op.draw(generator, shape) for op in self.ops]}
+
+    def apply(self, images: Tensor, drawn: dict[str, Any], mask: Tensor | None = None) -> Tensor:
         for k, op in enumerate(self.ops):
-            images = apply_to_subset(images, picked == k, lambda x, _, op=op: op(x, generator))
+            images = op.apply(images, drawn["ops"][k], combine(drawn["picked"] == k, mask))
         return images
 
 
@@ -91,18 +100,33 @@ class Crop(Op):
         "fill": Param(0.0, number(0.0, 1.0), "pad value for padding_mode zeros (0..1)"),
     }
 
-    def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
-        b, _, h, w = images.shape
+    def _geometry(self, shape: tuple[int, ...]) -> tuple[tuple[int, int], tuple[int, int]]:
+        h, w = shape[-2:]
         out_h, out_w = self.size if self.size is not None else (h, w)
         left, top, right, bottom = self.padding
         padded_h, padded_w = h + top + bottom, w + left + right
         if padded_h < out_h or padded_w < out_w:
             raise ValueError(f"crop size {(out_h, out_w)} exceeds the padded image {(padded_h, padded_w)}")
-        rows = sampling.integers(generator, b, 0, padded_h - out_h + 1)
-        cols = sampling.integers(generator, b, 0, padded_w - out_w + 1)
+        return (out_h, out_w), (padded_h, padded_w)
+
+    def draw(self, generator: torch.Generator, shape: tuple[int, ...]) -> dict[str, Any]:
+        (out_h, out_w), (padded_h, padded_w) = self._geometry(shape)
+        return {"rows": sampling.integers(generator, shape[0], 0, padded_h - out_h + 1),
+                "cols": sampling.integers(generator, shape[0], 0, padded_w - out_w + 1)}
+
+    def apply(self, images: Tensor, drawn: dict[str, Any], mask: Tensor | None = None) -> Tensor:
+        size, _ = self._geometry(tuple(images.shape))
         mode = {"zeros": "constant", "reflect": "reflect", "edge": "replicate"}[self.padding_mode]
-        return geometry_ops.padded_crop(images, rows, cols, (out_h, out_w),
-                                        (left, top, right, bottom), mode, self.fill)
+
+        def crop(x: Tensor, idx) -> Tensor:
+            return geometry_ops.padded_crop(x, drawn["rows"][idx], drawn["cols"][idx], size,
+                                            self.padding, mode, self.fill)
+        if mask is None:
+            return crop(images, slice(None))
+        if size != tuple(images.shape[-2:]):
+            raise ValueError("a crop that changes the image size cannot be applied to some "
+                             "samples only (e.g. inside random_choice)")
+        return apply_masked(images, mask, crop)
 
 
 class Translate(Op):
@@ -123,18 +147,20 @@ class Translate(Op):
         if (params["fraction"] is None) == (params["pixels"] is None):
             raise fail(f"{key}.fraction", "give exactly one of 'fraction' and 'pixels'")
 
-    def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
-        b, _, h, w = images.shape
+    def draw(self, generator: torch.Generator, shape: tuple[int, ...]) -> dict[str, Any]:
+        b, _, h, w = shape
         if self.fraction is not None:
             max_x, max_y = self.fraction[0] * w, self.fraction[1] * h
         else:
             max_x, max_y = self.pixels
         dx = torch.round(sampling.uniform(generator, b, -max_x, max_x))
         dy = torch.round(sampling.uniform(generator, b, -max_y, max_y))
-        selected = sampling.coin(generator, b, self.p)
-        shift = torch.stack([dx, dy], 1)
-        return apply_to_subset(images, selected, lambda x, idx: geometry_ops.translate(
-            x, shift[idx], "nearest", self.fill))
+        return {"selected": sampling.coin(generator, b, self.p), "shift": torch.stack([dx, dy], 1)}
+
+    def apply(self, images: Tensor, drawn: dict[str, Any], mask: Tensor | None = None) -> Tensor:
+        shift = drawn["shift"]
+        return apply_masked(images, combine(drawn["selected"], mask), lambda x, idx: (
+            geometry_ops.translate(x, shift[idx], "nearest", self.fill)))
 
 
 class Erasing(Op):
@@ -150,8 +176,8 @@ class Erasing(Op):
     }
     ATTEMPTS = 10
 
-    def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
-        b, c, h, w = images.shape
+    def draw(self, generator: torch.Generator, shape: tuple[int, ...]) -> dict[str, Any]:
+        b, c, h, w = shape
         n = b * self.ATTEMPTS
         area = sampling.uniform(generator, n, *self.scale) * (h * w)
         log_lo, log_hi = math.log(self.ratio[0]), math.log(self.ratio[1])
@@ -166,15 +192,25 @@ class Erasing(Op):
         box_w = box_w.gather(1, first).squeeze(1).long()
         top = (sampling.uniform(generator, b, 0.0, 1.0) * (h - box_h + 1)).long().clamp(max=h - 1)
         left = (sampling.uniform(generator, b, 0.0, 1.0) * (w - box_w + 1)).long().clamp(max=w - 1)
-        selected = sampling.coin(generator, b, self.p) & found
-        box_h = torch.where(selected, box_h, torch.zeros_like(box_h))
+        drawn = {"selected": sampling.coin(generator, b, self.p) & found, "top": top,
+                 "left": left, "box_h": box_h, "box_w": box_w}
         if self.value == "random":
-            value = sampling.normal(generator, (b, c, h, w))
+            drawn["noise"] = sampling.normal(generator, (b, c, h, w))
+        return drawn
+
+    def apply(self, images: Tensor, drawn: dict[str, Any], mask: Tensor | None = None) -> Tensor:
+        _, c, h, w = images.shape
+        selected = combine(drawn["selected"], mask)
+        # Unselected samples get an empty box: no masking by sample needed.
+        box_h = drawn["box_h"] * selected
+        top, left, box_w = drawn["top"], drawn["left"], drawn["box_w"]
+        if self.value == "random":
+            value = drawn["noise"]
         elif self.value == "mean":
-            mean = torch.tensor(self.context.mean, device=images.device)
+            mean = constant(self.context.mean, images.device, images.dtype)
             value = (mean if mean.numel() == c else mean.mean().expand(c)).reshape(1, c, 1, 1)
-        else:  # zeros: fill in place, the cheapest form
-            return images.masked_fill_(filter_ops.box_mask(h, w, top, left, box_h, box_w), 0.0)
+        else:  # zeros: multiply by a 0/1 mask in place, the cheapest form on CPU
+            return images.mul_(filter_ops.box_keep(h, w, top, left, box_h, box_w, images.dtype))
         return filter_ops.erase(images, top, left, box_h, box_w, value)
 
 
@@ -182,9 +218,12 @@ class Grayscale(Op):
     name = "grayscale"
     PARAMS = {"p": Param(0.1, probability, "probability of turning a sample grey")}
 
-    def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
-        selected = sampling.coin(generator, images.shape[0], self.p)
-        return apply_to_subset(images, selected, lambda x, _: color_ops.grayscale(x))
+    def draw(self, generator: torch.Generator, shape: tuple[int, ...]) -> dict[str, Any]:
+        return {"selected": sampling.coin(generator, shape[0], self.p)}
+
+    def apply(self, images: Tensor, drawn: dict[str, Any], mask: Tensor | None = None) -> Tensor:
+        return apply_masked(images, combine(drawn["selected"], mask),
+                            lambda x, _: color_ops.grayscale(x))
 
 
 class GaussianBlur(Op):
@@ -196,12 +235,14 @@ class GaussianBlur(Op):
                        "standard deviation range, drawn per sample"),
     }
 
-    def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
-        b = images.shape[0]
-        sigma = sampling.uniform(generator, b, *self.sigma)
-        selected = sampling.coin(generator, b, self.p)
-        return apply_to_subset(images, selected, lambda x, idx: filter_ops.gaussian_blur(
-            x, self.kernel_size, sigma[idx]))
+    def draw(self, generator: torch.Generator, shape: tuple[int, ...]) -> dict[str, Any]:
+        sigma = sampling.uniform(generator, shape[0], *self.sigma)
+        return {"sigma": sigma, "selected": sampling.coin(generator, shape[0], self.p)}
+
+    def apply(self, images: Tensor, drawn: dict[str, Any], mask: Tensor | None = None) -> Tensor:
+        sigma = drawn["sigma"]
+        return apply_masked(images, combine(drawn["selected"], mask), lambda x, idx: (
+            filter_ops.gaussian_blur(x, self.kernel_size, sigma[idx])))
 
 
 def _jitter_range(centre: float, low: float | None):
@@ -226,15 +267,19 @@ class ColorJitter(Op):
     FUNCTIONS = (color_ops.adjust_brightness, color_ops.adjust_contrast,
                  color_ops.adjust_saturation, color_ops.adjust_hue)
 
-    def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
-        b = images.shape[0]
-        ranges = (self.brightness, self.contrast, self.saturation, self.hue)
-        factors = [sampling.uniform(generator, b, lo, hi) for lo, hi in ranges]
-        order = torch.argsort(torch.rand(b, 4, generator=generator, device=generator.device), dim=1)
-        selected = sampling.coin(generator, b, self.p)
+    RANGES = ("brightness", "contrast", "saturation", "hue")
+
+    def draw(self, generator: torch.Generator, shape: tuple[int, ...]) -> dict[str, Any]:
+        b = shape[0]
+        factors = [sampling.uniform(generator, b, *getattr(self, k)) for k in self.RANGES]
+        order = torch.argsort(sampling.uniform(generator, b * 4, 0.0, 1.0).reshape(b, 4), dim=1)
+        return {"factors": factors, "order": order, "selected": sampling.coin(generator, b, self.p)}
+
+    def apply(self, images: Tensor, drawn: dict[str, Any], mask: Tensor | None = None) -> Tensor:
         neutral = (1.0, 1.0, 1.0, 0.0)
-        active = [ranges[k] != (neutral[k], neutral[k]) for k in range(4)]
-        return jitter(images, factors, order, selected, active)
+        active = [getattr(self, k) != (neutral[i], neutral[i]) for i, k in enumerate(self.RANGES)]
+        return jitter(images, drawn["factors"], drawn["order"],
+                      combine(drawn["selected"], mask), active)
 
 
 def jitter(images: Tensor, factors: list[Tensor], order: Tensor, selected: Tensor,
@@ -247,6 +292,6 @@ def jitter(images: Tensor, factors: list[Tensor], order: Tensor, selected: Tenso
             if not active[k]:
                 continue
             chosen = selected & (order[:, step] == k)
-            images = apply_to_subset(images, chosen, lambda x, idx, fn=fn, f=factors[k]:
-                                     fn(x, f[idx]))
+            images = apply_masked(images, chosen, lambda x, idx, fn=fn, f=factors[k]:
+                                  fn(x, f[idx]))
     return images

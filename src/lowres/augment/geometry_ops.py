@@ -13,6 +13,8 @@ import torch
 from torch import Tensor
 from torch.nn.functional import grid_sample, pad
 
+from lowres.augment.base import constant
+
 
 def flip(images: Tensor, selected: Tensor, dim: int) -> Tensor:
     """Flip the selected samples ([B] bool) along `dim` (3: horizontal, 2: vertical)."""
@@ -45,20 +47,64 @@ def inverse_affine_matrix(angle: Tensor, translate: Tensor, scale: Tensor, shear
     return torch.stack([torch.stack([m00, m01, m02], 1), torch.stack([m10, m11, m12], 1)], 1)
 
 
+def _pixel_centres(height: int, width: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """x [W] and y [H] of the pixel centres relative to the image centre (float32)."""
+    xs = torch.linspace((1.0 - width) * 0.5, (width - 1.0) * 0.5, steps=width, device=device)
+    ys = torch.linspace((1.0 - height) * 0.5, (height - 1.0) * 0.5, steps=height, device=device)
+    return xs, ys
+
+
+def _normalised_theta(matrix: Tensor, height: int, width: int) -> Tensor:
+    """[B, 3, 2] float32: pixel-centre coordinates (x, y, 1) @ theta = grid_sample's -1..1."""
+    theta = matrix.to(torch.float32).transpose(1, 2)
+    return theta / constant((0.5 * width, 0.5 * height), matrix.device)
+
+
 def _sampling_grid(matrix: Tensor, height: int, width: int) -> Tensor:
     """grid_sample coordinates [B, H, W, 2] for inverse matrices [B, 2, 3] (float32)."""
     device = matrix.device
-    xs = torch.linspace((1.0 - width) * 0.5, (width - 1.0) * 0.5, steps=width, device=device)
-    ys = torch.linspace((1.0 - height) * 0.5, (height - 1.0) * 0.5, steps=height, device=device)
+    xs, ys = _pixel_centres(height, width, device)
     base = torch.empty(height, width, 3, device=device)
     base[..., 0] = xs
     base[..., 1] = ys.unsqueeze(1)
     base[..., 2] = 1.0
-    # Map pixel-centre coordinates through the matrix, then into grid_sample's -1..1 range.
-    theta = matrix.to(torch.float32).transpose(1, 2)
-    theta = theta / torch.tensor([0.5 * width, 0.5 * height], device=device)
+    theta = _normalised_theta(matrix, height, width)
     grid = base.reshape(1, height * width, 3).expand(matrix.shape[0], -1, -1).bmm(theta)
     return grid.reshape(-1, height, width, 2)
+
+
+def _nearest_source(matrix: Tensor, height: int, width: int) -> Tensor:
+    """Flat index [B, H*W] of the input pixel that nearest-neighbour grid_sample reads for
+    each output pixel, or H*W where it falls outside. Bit for bit the same float32 steps as
+    `_sampling_grid` (a three-term bmm: x*t0 + y*t1, then + t2) and grid_sample
+    (unnormalise as (g + 1) * size/2 - 0.5, round half to even), without either."""
+    b = matrix.shape[0]
+    xs, ys = _pixel_centres(height, width, matrix.device)
+    theta = _normalised_theta(matrix, height, width).reshape(b, 3, 2, 1, 1)
+    inside = None
+    for k, size in ((0, width), (1, height)):
+        g = xs.reshape(1, 1, width) * theta[:, 0, k] + ys.reshape(1, height, 1) * theta[:, 1, k]
+        g = g.add_(theta[:, 2, k]).add_(1.0).mul_(size * 0.5).sub_(0.5).round_()
+        ok = (g > -1.0) & (g < size)
+        inside = ok if inside is None else inside & ok
+        coordinate = g.to(torch.long)
+        flat = coordinate if k == 0 else coordinate.mul_(width).add_(flat)
+    return flat.masked_fill_(~inside, height * width).reshape(b, -1)
+
+
+def _warp_nearest(images: Tensor, matrix: Tensor, fill: Sequence[float] | None) -> Tensor:
+    """Nearest-neighbour warp as one gather; outside pixels read an appended fill pixel."""
+    b, c, h, w = images.shape
+    source = _nearest_source(matrix, h, w).unsqueeze(1).expand(b, c, h * w)
+    if fill is None:
+        edge = images.new_zeros(b, c, 1)
+    else:
+        edge = constant(tuple(float(v) for v in fill), images.device, images.dtype)
+        if edge.numel() != c:  # an RGB fill on grey images: use its average
+            edge = edge.mean().expand(c)
+        edge = edge.reshape(1, c, 1).expand(b, c, 1)
+    flat = torch.cat([images.reshape(b, c, h * w), edge], 2)
+    return flat.gather(2, source).reshape(b, c, h, w)
 
 
 def warp(images: Tensor, matrix: Tensor, interpolation: str = "nearest",
@@ -67,6 +113,8 @@ def warp(images: Tensor, matrix: Tensor, interpolation: str = "nearest",
     b, c, h, w = images.shape
     if b == 0:
         return images.clone()
+    if interpolation == "nearest":
+        return _warp_nearest(images, matrix, fill)
     grid = _sampling_grid(matrix, h, w)
     if fill is None or all(v == 0 for v in fill):
         return grid_sample(images, grid, mode=interpolation, padding_mode="zeros",
@@ -76,12 +124,10 @@ def warp(images: Tensor, matrix: Tensor, interpolation: str = "nearest",
     out = grid_sample(torch.cat([images, ones], 1), grid, mode=interpolation,
                       padding_mode="zeros", align_corners=False)
     out, inside = out[:, :c], out[:, c:]
-    colour = torch.tensor(list(fill), dtype=images.dtype, device=images.device)
+    colour = constant(tuple(float(v) for v in fill), images.device, images.dtype)
     if colour.numel() != c:  # an RGB fill on grey images: use its average
         colour = colour.mean().expand(c)
     colour = colour.reshape(1, -1, 1, 1).expand(b, c, h, w)
-    if interpolation == "nearest":
-        return torch.where(inside < 0.5, colour, out)
     return (out - colour) * inside + colour
 
 
@@ -94,8 +140,7 @@ def affine(images: Tensor, angle: Tensor, translate: Tensor, scale: Tensor, shea
     if center is None:
         offset = torch.zeros(b, 2, dtype=torch.float64, device=images.device)
     else:
-        offset = center.to(torch.float64) - torch.tensor([w * 0.5, h * 0.5], dtype=torch.float64,
-                                                         device=images.device)
+        offset = center.to(torch.float64) - constant((w * 0.5, h * 0.5), images.device, torch.float64)
     matrix = inverse_affine_matrix(angle, translate, scale, shear, offset)
     return warp(images, matrix, interpolation, fill)
 
@@ -122,7 +167,7 @@ def shear_from_corner(images: Tensor, factor: Tensor, axis: int, interpolation: 
     shear = torch.zeros(b, 2, dtype=torch.float64, device=images.device)
     shear[:, axis] = degrees
     zeros = torch.zeros(b, 2, dtype=torch.float64, device=images.device)
-    corner = torch.tensor([[-w * 0.5, -h * 0.5]], dtype=torch.float64, device=images.device)
+    corner = constant((-w * 0.5, -h * 0.5), images.device, torch.float64).reshape(1, 2)
     matrix = inverse_affine_matrix(zeros[:, 0], zeros, torch.ones_like(degrees), shear,
                                    corner.expand(b, 2))
     return warp(images, matrix, interpolation, fill)

@@ -7,7 +7,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from lowres.augment.base import Context, Op
+from lowres.augment.base import Context, Op, constant
 from lowres.augment.mix import MixOp, check_num_classes
 from lowres.augment.registry import parse_spec
 
@@ -52,19 +52,21 @@ class Pipeline:
 
     def normalize(self, images: Tensor) -> Tensor:
         """uint8/float images -> (x - mean) / std, float32; no randomness."""
-        x = to_float(images)
+        return self._normalize_(to_float(images))
+
+    def _normalize_(self, x: Tensor) -> Tensor:
+        """Normalise float images in place: x * (1 / std) + (-mean / std)."""
         c = x.shape[1]
-        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device)
-        std = torch.tensor(self.std, dtype=x.dtype, device=x.device)
+        mean = constant(self.mean, x.device, x.dtype)
+        std = constant(self.std, x.device, x.dtype)
         if mean.numel() != c:  # e.g. a grey dataset described by an RGB mean
             mean, std = mean.mean().expand(c), std.mean().expand(c)
-        # In place on our own copy: x * (1 / std) + (-mean / std).
         return x.mul_((1.0 / std).reshape(1, c, 1, 1)).add_((-mean / std).reshape(1, c, 1, 1))
 
     def __call__(self, images: Tensor, labels: Tensor,
                  generator: torch.Generator) -> tuple[Tensor, Tensor]:
         x, targets = self.augment(images, labels, generator)
-        return self.normalize(x), targets
+        return self._normalize_(x), targets  # x is our own tensor: no copy needed
 
     def describe(self) -> str:
         lines = [op.describe() for op in self.image_ops]

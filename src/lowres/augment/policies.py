@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from lowres.augment import color_ops, geometry_ops, sampling
-from lowres.augment.base import Op, apply_to_subset
+from lowres.augment.base import Op, apply_masked, constant
 from lowres.augment.params import Param, boolean, choice, colour, fail, integer, number
 
 OP_NAMES = ("Identity", "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness",
@@ -94,7 +94,8 @@ GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
 def geometric_matrices(names: tuple[str, ...], op_index: Tensor, magnitude: Tensor,
                        height: int, width: int) -> Tensor:
     """Inverse affine matrices [n, 2, 3] for samples that each drew one of the GEOMETRIC
-    ops: all five are special cases of torchvision's affine, so they share one warp."""
+    ops (others get the identity): all five are special cases of torchvision's affine, so
+    they share one warp."""
     def drew(name: str) -> Tensor:
         return op_index == names.index(name) if name in names else torch.zeros_like(op_index, dtype=torch.bool)
 
@@ -109,8 +110,14 @@ def geometric_matrices(names: tuple[str, ...], op_index: Tensor, magnitude: Tens
                          torch.where(drew("TranslateY"), pixels, zero)], 1)
     # Shears turn about the top-left corner (center=[0, 0]), the others about the centre.
     corner = (drew("ShearX") | drew("ShearY")).to(f64).unsqueeze(1)
-    center = corner * torch.tensor([[-width * 0.5, -height * 0.5]], dtype=f64, device=magnitude.device)
+    center = corner * constant((-width * 0.5, -height * 0.5), magnitude.device, f64)
     return geometry_ops.inverse_affine_matrix(angle, shift, torch.ones_like(zero), shear, center)
+
+
+def _is_geometric(names: tuple[str, ...], op_index: Tensor) -> Tensor:
+    """[n] bool: the sample drew one of the GEOMETRIC ops (a table lookup: no isin)."""
+    flags = constant(tuple(float(n in GEOMETRIC) for n in names) + (0.0,), op_index.device)
+    return flags[torch.where(op_index < 0, len(names), op_index)] > 0
 
 
 def apply_drawn_ops(images: Tensor, op_index: Tensor, magnitude: Tensor, names: tuple[str, ...],
@@ -118,17 +125,14 @@ def apply_drawn_ops(images: Tensor, op_index: Tensor, magnitude: Tensor, names: 
     """Sample i gets names[op_index[i]] with magnitude[i]; op_index -1 means nothing.
 
     Every sample draws one op, so the op kinds touch disjoint samples and their order does
-    not matter; the geometric kinds are done together in one warp."""
+    not matter; the geometric kinds are done together in one warp. May overwrite `images`."""
     _, _, h, w = images.shape
-    geometric_ids = torch.tensor([k for k, n in enumerate(names) if n in GEOMETRIC],
-                                 device=op_index.device)
-    is_geometric = torch.isin(op_index, geometric_ids)
-    images = apply_to_subset(images, is_geometric, lambda x, idx: geometry_ops.warp(
+    images = apply_masked(images, _is_geometric(names, op_index), lambda x, idx: geometry_ops.warp(
         x, geometric_matrices(names, op_index[idx], magnitude[idx], h, w), interpolation, fill))
     for k, name in enumerate(names):
         if name == "Identity" or name in GEOMETRIC:
             continue
-        images = apply_to_subset(images, op_index == k, lambda x, idx, name=name: apply_op(
+        images = apply_masked(images, op_index == k, lambda x, idx, name=name: apply_op(
             name, x, magnitude[idx], interpolation, fill))
     return images
 
@@ -180,15 +184,26 @@ class RandAugment(Op):
             raise fail(f"{key}.magnitude", f"must be below num_magnitude_bins "
                        f"({params['num_magnitude_bins']}), got {params['magnitude']}")
 
-    def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
-        b, _, h, w = images.shape
+    def draw(self, generator: torch.Generator, shape: tuple[int, ...]) -> dict[str, Any]:
+        b, _, h, w = shape
         bins = torch.full((b,), self.magnitude, dtype=torch.long, device=generator.device)
+        rounds = []
         for _ in range(self.num_ops):
             op_index = sampling.integers(generator, b, 0, len(OP_NAMES))
-            mag = draw_magnitudes(generator, "randaugment", OP_NAMES, op_index, bins,
-                                  self.num_magnitude_bins, h, w)
-            images = apply_drawn_ops(images, op_index, mag, OP_NAMES, self.interpolation, self.fill)
+            rounds.append((op_index, draw_magnitudes(generator, "randaugment", OP_NAMES, op_index,
+                                                     bins, self.num_magnitude_bins, h, w)))
+        return {"rounds": rounds}
+
+    def apply(self, images: Tensor, drawn: dict[str, Any], mask: Tensor | None = None) -> Tensor:
+        for op_index, mag in drawn["rounds"]:
+            images = apply_drawn_ops(images, _restrict(op_index, mask), mag, OP_NAMES,
+                                     self.interpolation, self.fill)
         return images
+
+
+def _restrict(op_index: Tensor, mask: Tensor | None) -> Tensor:
+    """Samples outside `mask` draw no op (-1)."""
+    return op_index if mask is None else torch.where(mask, op_index, torch.full_like(op_index, -1))
 
 
 class TrivialAugmentWide(Op):
@@ -199,13 +214,17 @@ class TrivialAugmentWide(Op):
         "fill": _FILL,
     }
 
-    def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
-        b, _, h, w = images.shape
+    def draw(self, generator: torch.Generator, shape: tuple[int, ...]) -> dict[str, Any]:
+        b, _, h, w = shape
         op_index = sampling.integers(generator, b, 0, len(OP_NAMES))
         bins = sampling.integers(generator, b, 0, self.num_magnitude_bins)
         mag = draw_magnitudes(generator, "trivialaugment", OP_NAMES, op_index, bins,
                               self.num_magnitude_bins, h, w)
-        return apply_drawn_ops(images, op_index, mag, OP_NAMES, self.interpolation, self.fill)
+        return {"op_index": op_index, "mag": mag}
+
+    def apply(self, images: Tensor, drawn: dict[str, Any], mask: Tensor | None = None) -> Tensor:
+        return apply_drawn_ops(images, _restrict(drawn["op_index"], mask), drawn["mag"], OP_NAMES,
+                               self.interpolation, self.fill)
 
 
 class AugMix(Op):
@@ -228,27 +247,46 @@ class AugMix(Op):
         if params["chain_depth"] == 0:
             raise fail(f"{key}.chain_depth", "must be -1 (random 1..3) or at least 1")
 
-    def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
-        b, _, h, w = images.shape
-        names = tuple(n for n in OP_NAMES if n != "Identity") if self.all_ops else AUGMIX_PARTIAL
+    def _names(self) -> tuple[str, ...]:
+        return tuple(n for n in OP_NAMES if n != "Identity") if self.all_ops else AUGMIX_PARTIAL
+
+    def draw(self, generator: torch.Generator, shape: tuple[int, ...]) -> dict[str, Any]:
+        b, _, h, w = shape
+        names = self._names()
         keep = sampling.beta(generator, b, self.alpha)  # weight of the original image
         chain_weights = sampling.dirichlet(generator, b, self.alpha, self.mixture_width)
-        chain_weights = chain_weights * (1.0 - keep).unsqueeze(1)
-        mixed = images * keep.reshape(-1, 1, 1, 1).to(images.dtype)
-        for i in range(self.mixture_width):
+        steps = self.chain_depth if self.chain_depth > 0 else 3
+        op_index, mag = [], []
+        for _ in range(self.mixture_width):
             if self.chain_depth > 0:
                 depth = torch.full((b,), self.chain_depth, device=generator.device)
             else:
                 depth = sampling.integers(generator, b, 1, 4)
-            chain = images
-            for step in range(int(self.chain_depth if self.chain_depth > 0 else 3)):
-                op_index = sampling.integers(generator, b, 0, len(names))
+            for step in range(steps):
+                ops = sampling.integers(generator, b, 0, len(names))
                 bins = sampling.integers(generator, b, 0, self.severity)
-                mag = draw_magnitudes(generator, "augmix", names, op_index, bins, self.LEVELS, h, w)
-                op_index = torch.where(depth > step, op_index, torch.full_like(op_index, -1))
-                chain = apply_drawn_ops(chain, op_index, mag, names, self.interpolation, self.fill)
-            mixed = mixed + chain * chain_weights[:, i].reshape(-1, 1, 1, 1).to(images.dtype)
-        return mixed.clamp_(0.0, 1.0)
+                mag.append(draw_magnitudes(generator, "augmix", names, ops, bins, self.LEVELS, h, w))
+                op_index.append(torch.where(depth > step, ops, torch.full_like(ops, -1)))
+        # [B, chains * steps], chain-major: every draw indexable by sample.
+        return {"keep": keep, "chain_weights": chain_weights * (1.0 - keep).unsqueeze(1),
+                "op_index": torch.stack(op_index, 1), "mag": torch.stack(mag, 1)}
+
+    def apply(self, images: Tensor, drawn: dict[str, Any], mask: Tensor | None = None) -> Tensor:
+        names = self._names()
+        steps = self.chain_depth if self.chain_depth > 0 else 3
+
+        def augmix(x: Tensor, idx) -> Tensor:
+            mixed = x * drawn["keep"][idx].reshape(-1, 1, 1, 1).to(x.dtype)
+            weights = drawn["chain_weights"][idx]
+            op_index, mag = drawn["op_index"][idx], drawn["mag"][idx]
+            for i in range(self.mixture_width):
+                chain = x.clone()  # apply_drawn_ops may overwrite its input
+                for step in range(i * steps, (i + 1) * steps):
+                    chain = apply_drawn_ops(chain, op_index[:, step], mag[:, step], names,
+                                            self.interpolation, self.fill)
+                mixed = mixed + chain * weights[:, i].reshape(-1, 1, 1, 1).to(x.dtype)
+            return mixed.clamp_(0.0, 1.0)
+        return augmix(images, slice(None)) if mask is None else apply_masked(images, mask, augmix)
 
 
 POLICY_OPS: tuple[type[Op], ...] = (RandAugment, TrivialAugmentWide, AugMix)

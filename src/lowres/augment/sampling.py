@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from lowres.augment.base import constant
+
 
 def uniform(generator: torch.Generator, n: int, low: float, high: float) -> Tensor:
     """[n] float32 uniform in [low, high)."""
@@ -27,10 +29,21 @@ def integers(generator: torch.Generator, n: int, low: int, high: int) -> Tensor:
     return torch.randint(low, high, (n,), generator=generator, device=generator.device)
 
 
-def categorical(generator: torch.Generator, n: int, weights: list[float]) -> Tensor:
-    """[n] int64 indices drawn with the given (unnormalised) weights."""
-    w = torch.tensor(weights, dtype=torch.float32, device=generator.device)
-    return torch.multinomial(w, n, replacement=True, generator=generator)
+def categorical(generator: torch.Generator, n: int, weights: tuple[float, ...] | list[float]) -> Tensor:
+    """[n] int64 indices drawn with the given (unnormalised) weights: one uniform draw per
+    sample against the cumulative weights (no multinomial: fixed shapes, no checks that
+    read device values)."""
+    total = float(sum(weights))
+    edges, running = [], 0.0
+    for w in list(weights)[:-1]:
+        running += float(w)
+        edges.append(running / total)
+    u = torch.rand(n, generator=generator, device=generator.device)
+    if not edges:
+        return torch.zeros(n, dtype=torch.long, device=generator.device)
+    bounds = constant(tuple(edges), generator.device, torch.float64)
+    # Index k where edges[k-1] <= u < edges[k]; zero-weight entries have empty intervals.
+    return (u.to(torch.float64).unsqueeze(1) >= bounds).sum(1)
 
 
 def normal(generator: torch.Generator, shape: tuple[int, ...]) -> Tensor:

@@ -74,7 +74,9 @@ def resolve(train: TrainConfig, data: DataConfig, dataset_bytes: int = 0,
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     else:
-        threads = train.threads or int(os.environ.get("LOWRES_THREADS", 0)) or os.cpu_count() or 1
+        # Processes on one machine share its cores (torchrun sets LOCAL_WORLD_SIZE).
+        per_process = max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+        threads = train.threads or int(os.environ.get("LOWRES_THREADS", 0)) or per_process
         torch.set_num_threads(threads)
     resident_auto = True
     if cuda and dataset_bytes:

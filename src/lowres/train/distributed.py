@@ -36,6 +36,14 @@ class Context:
             return flag
         return self.all_reduce_sum([1.0 if flag else 0.0])[0] > 0
 
+    def sync_buffers(self, module: torch.nn.Module) -> None:
+        """Give every rank rank 0's buffers (batch-norm statistics) so that evaluation,
+        and every decision taken from it (plateau, stop, best), is the same on all ranks."""
+        if self.world_size == 1:
+            return
+        for buffer in module.buffers():
+            dist.broadcast(buffer.data, src=0)
+
     def barrier(self) -> None:
         if self.world_size > 1:
             dist.barrier()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import sys
 import time
 from pathlib import Path
@@ -49,6 +50,9 @@ def train(config_path: str | Path | None, overrides: list[str] = (), run_dir: st
     """Train from a config file (or resume a run directory). Returns None for a dry run."""
     out = out or sys.stdout
     dist = distributed.init()
+    if not dist.is_main:  # one voice: rank 0 prints and shows progress
+        out = open(os.devnull, "w")  # noqa: SIM115
+        os.environ["LOWRES_PROGRESS"] = "0"
     try:
         state = None
         if resume is not None:
@@ -112,6 +116,10 @@ def _train(run: Run, state: dict | None, overrides, time_limit, pause_epochs, pa
                     desc=f"{stage.name or f'stage{stage_i + 1}'} ep {run.position['stage_epoch'] + 1}")
                 run.elapsed += time.perf_counter() - t0
                 if progress.cut:
+                    # The checkpoint holds the epoch's sums over all ranks (rank 0 resumes them).
+                    progress.loss_sum, correct, seen = dist.all_reduce_sum(
+                        [progress.loss_sum, float(progress.correct), float(progress.seen)])
+                    progress.correct, progress.seen = int(correct), int(seen)
                     run.partial = progress
                     run.position["step"] = progress.step
                     return _pause(run, flag, out)

@@ -14,6 +14,9 @@ def publish_epoch(run, progress: EpochProgress, seconds: float) -> str | None:
     stage = cfg.stages[stage_i]
     loss_sum, correct, seen = run.dist.all_reduce_sum(
         [progress.loss_sum, float(progress.correct), float(progress.seen)])
+    run.dist.sync_buffers(engine.module)
+    if engine.ema is not None:
+        run.dist.sync_buffers(engine.ema.module)
     pipeline = run.pipeline()
     bs = cfg.train.eval_batch_size
     val_loss, val_acc = engine.evaluate(engine.module, data.val_images, data.val_labels, pipeline, bs)

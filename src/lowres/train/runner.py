@@ -200,9 +200,17 @@ class Run:
             self.engine.scaler.load_state_dict(state["scaler"])
         if state["partial"]:
             self.partial = EpochProgress(**state["partial"])
+            if not self.dist.is_main:  # the saved sums cover all ranks: count them once
+                self.partial = EpochProgress(step=self.partial.step)
         torch.set_rng_state(state["rng"]["torch"])
         if state["rng"]["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         self.aug_gen.set_state(state["rng"]["augment"])
+        if not self.dist.is_main:
+            # Rank 0's saved streams continue on rank 0; other ranks draw their own, derived
+            # from where the run stands (exact resume is promised for one process).
+            offset = (self.position["epoch"] * 100_003 + self.position["step"]) * 7919 + self.dist.rank
+            torch.manual_seed(self.cfg.seed + offset)
+            self.aug_gen.manual_seed(self.cfg.seed * 1_000_003 + offset)
         self.elapsed = state["elapsed"]
         self.best = dict(state["best"])
