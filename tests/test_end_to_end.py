@@ -157,3 +157,26 @@ def test_console_script_help_lists_every_command():
     for command in ("demo", "stats", "train", "predict", "evaluate", "models", "runs", "compare",
                     "sweep", "augment-preview"):
         assert command in proc.stdout
+
+
+def test_sigterm_saves_a_resumable_checkpoint_and_exits_0(tiny_data, tmp_path):
+    import os
+    import signal
+    import time
+
+    cfg = write_config(tmp_path / "c.yaml", tiny_data, stages=[{"epochs": 200}])
+    run = tmp_path / "run"
+    env = dict(os.environ, LOWRES_PROGRESS="0")
+    proc = subprocess.Popen([sys.executable, "-m", "lowres", "train", str(cfg), "--run-dir",
+                             str(run)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    deadline = time.time() + 120
+    while not (run / "metrics.csv").exists() and time.time() < deadline:  # one epoch done
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "SIGTERM" in err and f"lowres train --resume {run}" in out
+    status = read_status(run)
+    assert status["state"] == "stopped" and status["resume"].endswith(str(run))
+    assert checkpoint.load(run / "checkpoints" / "last.pt")["position"]["epoch"] >= 1

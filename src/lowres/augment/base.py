@@ -126,6 +126,37 @@ def apply_masked(images: Tensor, selected: Tensor, fn: Callable[[Tensor, Any], T
     return images.index_copy_(0, index, fn(images.index_select(0, index), index))
 
 
+def apply_grouped(images: Tensor, group: Tensor, fns: dict[int, Callable[[Tensor, Any], Tensor]],
+                  mode: str | None = None) -> Tensor:
+    """Samples with group[i] == k get fns[k](images[idx], idx), as `apply_masked` for each
+    k; samples of groups without a function (any other value) stay as they are. May
+    overwrite `images`.
+
+    subset: one stable sort by group, one gather of the batch, each function on its run
+    of contiguous samples (a view), one gather back: two copies of the batch instead of a
+    gather and a scatter per group. The run lengths are read on the host (CPU only).
+    where: each function on the whole batch, blended with torch.where."""
+    if (mode or masking_mode(images.device)) == "where":
+        for k, fn in fns.items():
+            images = apply_masked(images, group == k, fn, "where")
+        return images
+    keys = list(fns)
+    rank = torch.full_like(group, len(keys))  # groups without a function sort last
+    for r, k in enumerate(keys):
+        rank.masked_fill_(group == k, r)
+    counts = torch.bincount(rank, minlength=len(keys) + 1).tolist()
+    if counts[-1] == group.numel():
+        return images
+    order = torch.argsort(rank, stable=True)
+    x = images.index_select(0, order)
+    start = 0
+    for k, count in zip(keys, counts):
+        if count:
+            x[start:start + count] = fns[k](x[start:start + count], order[start:start + count])
+        start += count
+    return x.index_select(0, torch.argsort(order))
+
+
 def combine(selected: Tensor, mask: Tensor | None) -> Tensor:
     """An op's own selection restricted to `mask` (the samples an enclosing op gives it)."""
     return selected if mask is None else selected & mask

@@ -89,7 +89,10 @@ def _nearest_source(matrix: Tensor, height: int, width: int) -> Tensor:
         inside = ok if inside is None else inside & ok
         coordinate = g.to(torch.long)
         flat = coordinate if k == 0 else coordinate.mul_(width).add_(flat)
-    return flat.masked_fill_(~inside, height * width).reshape(b, -1)
+    # Outside -> height * width (the appended fill pixel); arithmetic, as masked_fill and
+    # where are slow on CPU.
+    outside = height * width
+    return flat.sub_(outside).mul_(inside).add_(outside).reshape(b, -1)
 
 
 def _warp_nearest(images: Tensor, matrix: Tensor, fill: Sequence[float] | None) -> Tensor:

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from lowres.augment import color_ops, geometry_ops, sampling
-from lowres.augment.base import Op, apply_masked, constant
+from lowres.augment.base import Op, apply_grouped, apply_masked, constant
 from lowres.augment.params import Param, boolean, choice, colour, fail, integer, number
 
 OP_NAMES = ("Identity", "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness",
@@ -127,14 +127,13 @@ def apply_drawn_ops(images: Tensor, op_index: Tensor, magnitude: Tensor, names: 
     Every sample draws one op, so the op kinds touch disjoint samples and their order does
     not matter; the geometric kinds are done together in one warp. May overwrite `images`."""
     _, _, h, w = images.shape
-    images = apply_masked(images, _is_geometric(names, op_index), lambda x, idx: geometry_ops.warp(
-        x, geometric_matrices(names, op_index[idx], magnitude[idx], h, w), interpolation, fill))
+    group = torch.where(_is_geometric(names, op_index), -2, op_index)  # -2: one warp for all
+    fns = {-2: lambda x, idx: geometry_ops.warp(
+        x, geometric_matrices(names, op_index[idx], magnitude[idx], h, w), interpolation, fill)}
     for k, name in enumerate(names):
-        if name == "Identity" or name in GEOMETRIC:
-            continue
-        images = apply_masked(images, op_index == k, lambda x, idx, name=name: apply_op(
-            name, x, magnitude[idx], interpolation, fill))
-    return images
+        if name != "Identity" and name not in GEOMETRIC:
+            fns[k] = lambda x, idx, name=name: apply_op(name, x, magnitude[idx], interpolation, fill)
+    return apply_grouped(images, group, fns)
 
 
 _TABLES: dict[tuple, tuple[Tensor, Tensor]] = {}
