@@ -40,7 +40,7 @@ def ensure_tiny40(data: str | None) -> Path:
     target = Path(os.environ.get("LOWRES_DATA_DIR", Path.home() / ".cache" / "lowres-data")) / "tiny40"
     if not (target / "labels.csv").exists():
         if not SHARED.exists():
-            raise SystemExit(f"tiny40 not found: pass --data DIR (unpacked competition layout)")
+            raise SystemExit("tiny40 not found: pass --data DIR (unpacked competition layout)")
         print(f"unpacking {SHARED} into {target} (once)", flush=True)
         target.mkdir(parents=True, exist_ok=True)
         for name in ("trainval.tar.gz", "test.tar.gz"):

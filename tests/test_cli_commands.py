@@ -1,7 +1,6 @@
 """The smaller commands through the CLI: stats, models, augment-preview, runs, compare, sweep."""
 import json
 
-import pytest
 
 from lowres.cli import main
 from lowres.track.runlog import read_events, read_status

@@ -1,5 +1,4 @@
 """Every kind of bad input gets one line naming the file/row and the fix."""
-import shutil
 import subprocess
 import sys
 from pathlib import Path

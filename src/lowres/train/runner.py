@@ -7,7 +7,6 @@ what an uninterrupted run does; on the CPU the weights and metrics.csv come out 
 """
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import time
@@ -20,18 +19,15 @@ from lowres import config as config_mod
 from lowres.augment import build_pipeline
 from lowres.config import Config
 from lowres.data.loader import EpochLoader
-from lowres.data.prepare import Prepared, prepare
-from lowres.durations import format_duration
-from lowres.errors import LowresError
+from lowres.data.prepare import Prepared
 from lowres.models import build_model
 from lowres.track.runlog import RunLog
 from lowres.track.tensorboard import TensorBoardLogger
 from lowres.train import checkpoint, distributed
-from lowres.train.device import DevicePolicy, resolve
+from lowres.train.device import DevicePolicy
 from lowres.train.engine import Engine, EpochProgress
 from lowres.train.optim import Schedule, build_optimizer
 from lowres.train.plan import StopRule
-from lowres.train.publish import publish_epoch
 
 
 @dataclass
