@@ -40,6 +40,7 @@ class ModelConfig:
     head: str = "linear"  # linear | mlp (Dropout, Linear, BN1d, ReLU, Linear: the seed's exp 5)
     head_hidden: int = 2048
     init: str = "he_normal"  # he_normal: N(0, 2/fan_in) on every conv/linear weight | default
+    #                          (PyTorch's U[-1/sqrt(fan_in), ..]) | torchvision (its builders' own)
     drop_path: float = 0.0  # stochastic depth rate (last block); 0 = off
 
 
@@ -83,7 +84,7 @@ class SchedulerConfig:
     cycle_epochs: int = 7
     cycle_mult: float = 1.0
     # plateau (torch ReduceLROnPlateau semantics, stepped once per epoch on `monitor`)
-    monitor: str = "val_acc"  # val_acc | val_loss | train_loss
+    monitor: str = "val_acc"  # val_acc | val_loss | train_acc | train_loss
     mode: str = "auto"  # auto (max for accuracies, min for losses) | max | min
     patience: int = 7
     cooldown: int = 1
@@ -337,13 +338,23 @@ def build(values: dict, overrides: list[str] = (), require_root: bool = True) ->
     tree = to_dict(Config())
     # File values replace defaults key by key; a `stages` list from a file replaces the
     # default plan whole, and from_dict fills each of its stages' own defaults.
-    merged = _merge(tree, values)
+    merged = _merge(tree, _unshare(values))
     for text in overrides:
         parts, value = parse_override(text)
         apply_override(merged, parts, value)
     cfg = from_dict(Config, merged)
     validate(cfg, require_root=require_root)
     return cfg
+
+
+def _unshare(value: Any) -> Any:
+    """A copy in which no two places share an object. YAML anchors (&a / *a) make aliases,
+    and an override of one place must not change the others."""
+    if isinstance(value, dict):
+        return {k: _unshare(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unshare(v) for v in value]
+    return value
 
 
 def _merge(defaults: dict, values: dict) -> dict:
@@ -370,7 +381,7 @@ def save(cfg: Config, path: str | Path) -> None:
 _CHOICES = {
     "model.stem": ("k4", "k3", "imagenet"),
     "model.head": ("linear", "mlp"),
-    "model.init": ("he_normal", "default"),
+    "model.init": ("he_normal", "default", "torchvision"),
     "train.precision": ("auto", "fp32", "bf16", "fp16"),
     "train.channels_last": ("auto", "yes", "no"),
     "train.compile": ("auto", "yes", "no"),

@@ -111,3 +111,20 @@ def test_head_replaces_every_classifier(name, attr, features):
     assert [type(m) for m in head] == [nn.Dropout, nn.Linear, nn.BatchNorm1d, nn.ReLU, nn.Linear]
     assert head[1].in_features == features and head[-1].out_features == 200
     assert sum(isinstance(m, nn.Dropout) and m.p > 0 for m in model.modules()) == 1  # torchvision's is gone
+
+
+def test_torchvision_init_matches_torchvisions_own_resnet_rule():
+    import torch
+    from torchvision.models import resnet50 as tv_resnet50
+
+    torch.manual_seed(0)
+    ours = build_model(ModelConfig(name="resnet50", init="torchvision"), 200)
+    ref = tv_resnet50(num_classes=200)
+    # layer3's 3x3 convs: 256 out channels x 9 -> fan_out 2304 (fan_in would also be 2304; use
+    # the 1x1 expansion where they differ: fan_out 1024, fan_in 256)
+    w_ours = ours.layer3[0].conv3.weight
+    w_ref = ref.layer3[0].conv3.weight
+    assert abs(w_ours.std().item() - w_ref.std().item()) / w_ref.std().item() < 0.05
+    assert abs(w_ours.std().item() - (2 / 1024) ** 0.5) / (2 / 1024) ** 0.5 < 0.05
+    # the replaced stem follows the same rule (fan_out = 64 * 4 * 4)
+    assert abs(ours.conv1.weight.std().item() - (2 / (64 * 16)) ** 0.5) / (2 / 1024) ** 0.5 < 0.1

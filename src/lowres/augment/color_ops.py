@@ -156,6 +156,8 @@ def equalize(images: Tensor) -> Tensor:
     # Level k maps to (cumulative count below k + step // 2) // step.
     below = torch.cat([torch.zeros_like(cumulative[:, :1]), cumulative[:, :-1]], dim=1)
     lut = ((below + safe_step // 2) // safe_step).clamp_(0, 255)
-    mapped = lut.gather(1, levels)
-    mapped = torch.where(step > 0, mapped, levels)
+    # Channels with step 0 keep their levels: an identity table (cheaper than choosing
+    # per pixel afterwards).
+    identity = torch.arange(256, device=images.device).expand_as(lut)
+    mapped = torch.where(step > 0, lut, identity).gather(1, levels)
     return (mapped.to(images.dtype) * (1.0 / 255.0)).reshape(b, c, h, w)  # as torchvision scales

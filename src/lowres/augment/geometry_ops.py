@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 from torch.nn.functional import grid_sample, pad
 
-from lowres.augment.base import constant
+from lowres.augment.base import constant, masking_mode
 
 
 def flip(images: Tensor, selected: Tensor, dim: int) -> Tensor:
@@ -98,7 +98,14 @@ def _nearest_source(matrix: Tensor, height: int, width: int) -> Tensor:
 def _warp_nearest(images: Tensor, matrix: Tensor, fill: Sequence[float] | None) -> Tensor:
     """Nearest-neighbour warp as one gather; outside pixels read an appended fill pixel."""
     b, c, h, w = images.shape
-    source = _nearest_source(matrix, h, w).unsqueeze(1).expand(b, c, h * w)
+    if masking_mode(images.device) == "subset" and b > 1:
+        # Policies draw few distinct matrices (RandAugment: 10 per magnitude): compute
+        # each once. (torch.unique has a data-dependent size: not on accelerators.)
+        distinct, which = torch.unique(matrix.reshape(b, 6), dim=0, return_inverse=True)
+        source = _nearest_source(distinct.reshape(-1, 2, 3), h, w).index_select(0, which)
+    else:
+        source = _nearest_source(matrix, h, w)
+    source = source.unsqueeze(1).expand(b, c, h * w)
     if fill is None:
         edge = images.new_zeros(b, c, 1)
     else:

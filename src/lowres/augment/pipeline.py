@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from lowres.augment.base import Context, Op, constant
+from lowres.augment.cpu_memory import retain_freed_memory
 from lowres.augment.mix import MixOp, check_num_classes
 from lowres.augment.registry import parse_spec
 
@@ -43,6 +44,8 @@ class Pipeline:
             raise ValueError(f"expected images [B, 1 or 3, H, W], got {tuple(images.shape)}")
         if images.device != torch.device(generator.device):
             raise ValueError(f"images are on {images.device} but the generator on {generator.device}")
+        if images.device.type == "cpu":
+            retain_freed_memory()  # once per process: see cpu_memory
         x = to_float(images)
         for op in self.image_ops:
             x = op(x, generator)

@@ -20,6 +20,16 @@ import torch
 EPOCH_SEED_STRIDE = 1_000_003  # keeps (seed, epoch) pairs from colliding
 
 
+def batch_bounds(n: int, batch_size: int, world_size: int = 1) -> list[tuple[int, int]]:
+    """[start, end) of every global batch of an epoch of n images."""
+    bounds = [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
+    # A last batch smaller than 2 per rank would break batch norm in training: drop it
+    # (the epoch's order is random, so no image is dropped systematically).
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < 2 * world_size:
+        bounds.pop()
+    return bounds
+
+
 class EpochLoader:
     def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int,
                  device: torch.device, resident: bool, seed: int, rank: int = 0,
@@ -45,12 +55,7 @@ class EpochLoader:
         return len(self._batch_bounds())
 
     def _batch_bounds(self) -> list[tuple[int, int]]:
-        bounds = [(s, min(s + self.batch_size, self.n)) for s in range(0, self.n, self.batch_size)]
-        # A last batch smaller than 2 per rank would break batch norm in training: drop it
-        # (the epoch's order is random, so no image is dropped systematically).
-        if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < 2 * self.world_size:
-            bounds.pop()
-        return bounds
+        return batch_bounds(self.n, self.batch_size, self.world_size)
 
     def permutation(self, epoch: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(self.seed * EPOCH_SEED_STRIDE + epoch)

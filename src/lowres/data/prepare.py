@@ -77,6 +77,9 @@ def load_split(split: Split, cache_dir: str | None, desc: str) -> np.ndarray:
 
 
 def prepare(cfg: DataConfig, seed: int) -> Prepared:
+    if not Path(cfg.root).expanduser().exists():
+        raise DataError(f"data.root={cfg.root}: directory not found (set data.root=PATH to a "
+                        f"dataset: labels.csv + trainval/, or train/<class>/ folders)")
     index = read_dataset(cfg.root)
     labels = np.asarray(index.labelled.labels, dtype=np.int64)
     class_names = index.class_names

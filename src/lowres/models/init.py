@@ -13,6 +13,13 @@
   a = sqrt(5)) and biases, the scheme the seed compared against; norms get weight 1, bias 0
   and fresh running statistics.
 
+* `torchvision`: the initialisation torchvision's own builders give each family, re-applied
+  to the whole model so that the layers lowres replaced (stem, head) follow it too: convs
+  Kaiming normal with fan_OUT, norms weight 1 / bias 0, and Linear layers as the family does
+  (ResNets and the small nets: PyTorch's default; EfficientNet: U[-1/sqrt(out), 1/sqrt(out)];
+  Swin: truncated N(0, 0.02^2), bias 0). This is most likely what the seed's `resnet50()`
+  actually ran with when it did not override the init ("default" is the scheme it names).
+
 Parameters that do not belong to a layer with `reset_parameters` keep the value their
 model gave them under both schemes; in this zoo that is only swin_t's relative-position
 bias tables (truncated normal, std 0.02).
@@ -21,14 +28,17 @@ from __future__ import annotations
 
 from torch import nn
 
-INITS = ("he_normal", "default")
+INITS = ("he_normal", "default", "torchvision")
 
 _WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 _NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
 
 
-def apply_init(model: nn.Module, scheme: str) -> None:
-    if scheme == "he_normal":
+def apply_init(model: nn.Module, scheme: str, family: str = "") -> None:
+    """Initialise `model` in place; `family` (the model name) matters for `torchvision`."""
+    if scheme == "torchvision":
+        _torchvision_init(model, family)
+    elif scheme == "he_normal":
         for m in model.modules():
             if isinstance(m, _WEIGHTED):
                 # fan_in mode with the ReLU gain sqrt(2) gives exactly std = sqrt(2 / fan_in);
@@ -48,3 +58,27 @@ def apply_init(model: nn.Module, scheme: str) -> None:
                 reset()
     else:
         raise ValueError(f"unknown init {scheme!r}")  # the zoo validates before we get here
+
+
+def _torchvision_init(model: nn.Module, family: str) -> None:
+    for m in model.modules():
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, _NORMS):
+            if m.weight is not None:
+                nn.init.ones_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            if family.startswith("efficientnet"):
+                bound = 1.0 / m.out_features ** 0.5
+                nn.init.uniform_(m.weight, -bound, bound)
+                nn.init.zeros_(m.bias)
+            elif family.startswith("swin"):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            else:
+                m.reset_parameters()

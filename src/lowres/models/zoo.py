@@ -106,7 +106,7 @@ def build_model(cfg: ModelConfig, num_classes: int, in_channels: int = 3, image_
     builder, _ = _REGISTRY[cfg.name]
     model, features, head_attr = builder(cfg.stem, in_channels, cfg.drop_path, image_size)
     setattr(model, head_attr, make_head(cfg.head, features, num_classes, cfg.dropout, cfg.head_hidden))
-    apply_init(model, cfg.init)
+    apply_init(model, cfg.init, cfg.name)
     return model
 
 

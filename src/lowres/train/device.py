@@ -40,7 +40,7 @@ class DevicePolicy:
         return (f"{self.device} | {precision[self.amp_dtype]} | "
                 f"channels_last={'on' if self.channels_last else 'off'} | "
                 f"compile={'on' if self.compile else 'off'} | "
-                f"dataset {'on device' if self.resident else 'in host memory'}")
+                f"dataset {'in memory' if self.device.type == 'cpu' else ('on device' if self.resident else 'in pinned host memory')}")
 
 
 def _yes(value: str, auto: bool) -> bool:

@@ -10,6 +10,7 @@ import torch
 
 from lowres.augment import build_pipeline
 from lowres.config import Config
+from lowres.data.loader import batch_bounds
 from lowres.data.prepare import Prepared
 from lowres.models import build_model, count_parameters
 from lowres.train.device import DevicePolicy
@@ -37,16 +38,20 @@ def dry_run(cfg: Config, data: Prepared, policy: DevicePolicy, run_dir, out) -> 
     loss.backward()
     build_optimizer(model, cfg.stages[0].optimizer).step()
 
-    steps = -(-len(data.train_labels) // cfg.train.batch_size)
+    steps = len(batch_bounds(len(data.train_labels), cfg.train.batch_size))
     p = lambda text="": print(text, file=out)  # noqa: E731
     p(f"dry run: nothing is written; the run would go to {run_dir}")
     p(f"data: {data.index.root} ({data.index.layout} layout), {data.num_classes} classes, "
       f"{w}x{h}x{c}, {len(data.train_labels)} train / {len(data.val_labels)} val images")
     p(f"  mean {_fmt(data.mean)}  std {_fmt(data.std)}")
+    if 0 < len(data.val_labels) < 20 * data.num_classes and any(
+            s.scheduler.name == "plateau" or s.stop.patience is not None for s in cfg.stages):
+        p(f"  note: only {len(data.val_labels)} val images drive the plateau/stop decisions; "
+          f"accuracy on so few is noisy (raise data.val_fraction)")
     p(f"model: {cfg.model.name} (stem {cfg.model.stem}, head {cfg.model.head}, dropout "
       f"{cfg.model.dropout}, init {cfg.model.init}), {count_parameters(model):,} parameters")
     p(f"device: {policy.describe()}")
-    p(f"batch {cfg.train.batch_size}, {steps} steps per epoch, label smoothing "
+    p(f"batch {cfg.train.batch_size}, {_plural(steps, 'step')} per epoch, label smoothing "
       f"{cfg.train.label_smoothing}" + (f", EMA {cfg.train.ema}" if cfg.train.ema else ""))
     for i, stage in enumerate(cfg.stages):
         o, s = stage.optimizer, stage.scheduler
@@ -67,6 +72,10 @@ def dry_run(cfg: Config, data: Prepared, policy: DevicePolicy, run_dir, out) -> 
         for line in augment.describe().splitlines():
             p(f"  augment: {line}")
     p(f"one batch of {n}: forward + backward OK, loss {loss.item():.4f}")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def _fmt(values) -> str:

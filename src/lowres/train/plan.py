@@ -44,7 +44,8 @@ class StopRule:
 
     def describe(self) -> str:
         rule = self.stage.stop
-        parts = [f"at most {self.stage.epochs} epochs"]
+        epochs = self.stage.epochs
+        parts = [f"at most {epochs} epoch{'' if epochs == 1 else 's'}"]
         if rule.after_lr_drop is not None:
             parts.append(f"{rule.extra_epochs} epoch(s) after LR drop #{rule.after_lr_drop}")
         if rule.patience is not None:
