@@ -1,22 +1,31 @@
 """Throughput of the seed's augmentation pipelines: lowres.augment (batched, on device)
-vs torchvision per-image transforms on PIL images in a DataLoader.
+vs torchvision per-image transforms in a DataLoader.
 
     python benchmarks/augment.py [--batches 12] [--batch-size 256] [--device cpu|cuda|all]
-                                 [--threads 1] [--repeats 2]
+                                 [--threads 1] [--repeats 3] [--json PATH]
 
-Both sides start from decoded images in memory (uint8 tensors for ours, PIL images for
-torchvision), so neither pays for decoding; the seed also decoded a JPEG per image per
-epoch in its workers, which made its real pipeline slower than the torchvision figure here.
-Images are synthetic random 40x40 RGB. Prints images/s and the ratio per stage.
-Ours runs in the main process with --threads torch threads (default 1: one core, while
-torchvision gets a worker per core); each figure is the best of --repeats measurements,
-which keeps it meaningful on a machine shared with other jobs.
+Two torchvision baselines per stage, both with a DataLoader worker per core:
+  * "JPEG decode + transforms" is the pipeline as the seed ran it: a Dataset reading one
+    JPEG file per image (quality 75, written once to a temporary folder), PIL open +
+    convert to RGB every epoch, then the per-image transforms. The primary baseline.
+  * "in-memory PIL" starts from decoded PIL images, so it pays no decoding: a stricter
+    baseline than anything the seed ran.
+Ours starts from decoded uint8 tensors on the device (the training loop keeps the dataset
+decoded in memory). Images are synthetic random 40x40 RGB. Ours runs in the main process
+with --threads torch threads (default 1: one core, while torchvision gets a worker per
+core). Each figure is the best of --repeats measurements, which keeps it meaningful on a
+machine shared with other jobs. On CPU, lowres.augment tunes glibc malloc on its first
+batch (see lowres/augment/cpu_memory.py; LOWRES_AUGMENT_MALLOC_TUNING=0 switches it off);
+all torchvision baselines run before that happens.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
 from lowres.augment import build_pipeline
+from lowres.augment import cpu_memory
 
 SEED_FLIP = {"op": "random_choice", "ops": [{"op": "hflip", "p": 0.25}, {"op": "vflip", "p": 0.25}]}
 SEED_ERASING = {"op": "erasing", "p": 0.5, "scale": [0.02, 0.33], "ratio": [1.0, 1.0], "value": "zeros"}
@@ -48,6 +58,8 @@ def torchvision_stage(stage: str) -> T.Compose:
 
 
 class PilImages(Dataset):
+    """Decoded once, kept in memory: no decoding cost at all (stricter than the seed)."""
+
     def __init__(self, images: np.ndarray, transform) -> None:
         self.images = [Image.fromarray(a) for a in images]  # decoded once, kept in memory
         self.transform = transform
@@ -59,9 +71,33 @@ class PilImages(Dataset):
         return self.transform(self.images[i]), 0
 
 
-def bench_torchvision(stage: str, images: np.ndarray, batch_size: int, workers: int) -> float:
-    loader = DataLoader(PilImages(images, torchvision_stage(stage)), batch_size=batch_size,
-                        num_workers=workers, shuffle=True, persistent_workers=workers > 0)
+class JpegFiles(Dataset):
+    """The seed's dataset: one JPEG file per image, decoded on every access."""
+
+    def __init__(self, paths: list[Path], transform) -> None:
+        self.paths = paths
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        with Image.open(self.paths[i]) as image:
+            return self.transform(image.convert("RGB")), 0
+
+
+def write_jpegs(images: np.ndarray, folder: Path) -> list[Path]:
+    paths = []
+    for i, array in enumerate(images):
+        path = folder / f"{i:05d}.jpg"
+        Image.fromarray(array).save(path, quality=75)
+        paths.append(path)
+    return paths
+
+
+def bench_loader(dataset: Dataset, batch_size: int, workers: int) -> float:
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=True,
+                        persistent_workers=workers > 0)
     batches = iter(loader)
     next(batches)  # worker start-up is not counted
     count, start = 0, time.perf_counter()
@@ -93,7 +129,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--device", default="all", help="cpu, cuda or all (cuda if available)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for ours on CPU")
-    parser.add_argument("--repeats", type=int, default=2, help="best of this many runs")
+    parser.add_argument("--repeats", type=int, default=3, help="best of this many runs")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     workers = os.cpu_count() or 1
@@ -103,16 +140,40 @@ def main() -> None:
     devices = [d for d in devices if d == "cpu" or torch.cuda.is_available()]
     print(f"{n} synthetic {SIZE}x{SIZE} RGB images, batch {args.batch_size}; "
           f"{workers} CPU cores; ours: {args.threads} torch thread(s); best of {args.repeats}")
-    print(f"{'stage':<8} {'pipeline':<34} {'images/s':>10} {'ratio':>7}")
+    best = lambda fn: max(fn() for _ in range(args.repeats))  # noqa: E731
+    baselines: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as folder:  # all baselines first: see the docstring
+        paths = write_jpegs(images, Path(folder))
+        for stage in STAGES:
+            transform = torchvision_stage(stage)
+            baselines[stage] = {
+                "jpeg": best(lambda t=transform: bench_loader(JpegFiles(paths, t), args.batch_size,
+                                                              workers)),
+                "pil": best(lambda t=transform: bench_loader(PilImages(images, t), args.batch_size,
+                                                             workers)),
+            }
+    results = {"images": n, "size": SIZE, "batch_size": args.batch_size, "cpu_cores": workers,
+               "threads": args.threads, "repeats": args.repeats, "stages": {}}
+    print(f"{'stage':<8} {'pipeline':<50} {'images/s':>9} {'vs JPEG':>8} {'vs PIL':>7}")
     for stage in STAGES:
-        base = max(bench_torchvision(stage, images, args.batch_size, workers)
-                   for _ in range(args.repeats))
-        print(f"{stage:<8} {f'torchvision PIL, {workers} workers':<34} {base:>10.0f} {1.0:>7.1f}")
+        jpeg, pil = baselines[stage]["jpeg"], baselines[stage]["pil"]
+        rows = {f"torchvision JPEG decode + transforms, {workers} workers": jpeg,
+                f"torchvision in-memory PIL, {workers} workers": pil}
+        figures = {"torchvision_jpeg": jpeg, "torchvision_pil": pil}
         for device in devices:
-            ours = max(bench_ours(stage, images, args.batch_size, device)
-                       for _ in range(args.repeats))
-            print(f"{stage:<8} {f'lowres.augment batched ({device})':<34} {ours:>10.0f} "
-                  f"{ours / base:>7.1f}")
+            ours = best(lambda s=stage, d=device: bench_ours(s, images, args.batch_size, d))
+            rows[f"lowres.augment batched ({device})"] = ours
+            figures[f"ours_{device}"] = ours
+            figures[f"ours_{device}_vs_jpeg"] = ours / jpeg
+            figures[f"ours_{device}_vs_pil"] = ours / pil
+        for name, value in rows.items():
+            print(f"{stage:<8} {name:<50} {value:>9.0f} {value / jpeg:>8.1f} {value / pil:>7.1f}")
+        results["stages"][stage] = figures
+    results["malloc_tuned"] = cpu_memory.tuned()
+    print(f"glibc malloc tuned for ours: {results['malloc_tuned']}")
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {args.json}")
 
 
 if __name__ == "__main__":

@@ -81,14 +81,13 @@ def _nearest_source(matrix: Tensor, height: int, width: int) -> Tensor:
     b = matrix.shape[0]
     xs, ys = _pixel_centres(height, width, matrix.device)
     theta = _normalised_theta(matrix, height, width).reshape(b, 3, 2, 1, 1)
-    inside = None
+    coordinates, inside = [], torch.ones((), dtype=torch.bool, device=matrix.device)
     for k, size in ((0, width), (1, height)):
         g = xs.reshape(1, 1, width) * theta[:, 0, k] + ys.reshape(1, height, 1) * theta[:, 1, k]
         g = g.add_(theta[:, 2, k]).add_(1.0).mul_(size * 0.5).sub_(0.5).round_()
-        ok = (g > -1.0) & (g < size)
-        inside = ok if inside is None else inside & ok
-        coordinate = g.to(torch.long)
-        flat = coordinate if k == 0 else coordinate.mul_(width).add_(flat)
+        inside = inside & (g > -1.0) & (g < size)
+        coordinates.append(g.to(torch.long))
+    flat = coordinates[1].mul_(width).add_(coordinates[0])
     # Outside -> height * width (the appended fill pixel); arithmetic, as masked_fill and
     # where are slow on CPU.
     outside = height * width

@@ -75,7 +75,9 @@ class Pipeline:
         lines = [op.describe() for op in self.image_ops]
         if self.mix_op is not None:
             lines.append(self.mix_op.describe())
-        lines.append(f"normalize(mean={list(self.mean)}, std={list(self.std)})")
+        mean = ", ".join(f"{m:.4f}" for m in self.mean)
+        std = ", ".join(f"{v:.4f}" for v in self.std)
+        lines.append(f"normalize(mean=[{mean}], std=[{std}]) with the training images' statistics")
         return "\n".join(lines)
 
 
