@@ -85,7 +85,9 @@ def resolve(train: TrainConfig, data: DataConfig, dataset_bytes: int = 0,
     return DevicePolicy(
         device=device,
         amp_dtype=amp,
-        channels_last=_yes(train.channels_last, cuda),
+        # channels_last is faster on CUDA (tensor cores) and on the CPU too (oneDNN): measured
+        # 1.16-1.34x for resnet8/18/50 and cnn_small training steps on 2 x86 cores.
+        channels_last=_yes(train.channels_last, True),
         compile=_yes(train.compile, cuda),
         resident=_yes(data.resident, resident_auto),
     )
