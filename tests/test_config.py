@@ -102,3 +102,8 @@ def test_seed_final_stages_are_independent_copies():
     a[0].augment[0]["op"] = "changed"
     assert b[0].augment[0]["op"] == "random_choice"
     assert Config().stages[0].augment[0]["op"] == "random_choice"
+
+
+def test_exponents_without_a_dot_are_numbers():
+    cfg = build({"stages": [{"optimizer": {"weight_decay": "5e-4"}}]}, "train.ema=1e-3")
+    assert cfg.stages[0].optimizer.weight_decay == 5e-4 and cfg.train.ema == 1e-3

@@ -21,7 +21,7 @@ from lowres.train.loop import train
 # (a plateau needs more epochs than a demo has to lower the LR).
 
 
-def demo_config(data_root: Path, epochs: tuple[int, int, int] = (6, 3, 1)) -> dict:
+def demo_config(data_root: Path, epochs: tuple[int, int, int] = (16, 8, 1)) -> dict:
     from lowres.config import SEED_STAGE1_AUGMENT, SEED_STAGE2_AUGMENT  # noqa: PLC0415
 
     cosine = {"name": "cosine", "warmup_epochs": 1}
@@ -52,9 +52,9 @@ def run_demo(out: str | Path = "demo", log=None, quick: bool = False) -> dict:
         make_competition_dataset(data_root, classes=10, per_class=20 if quick else 250,
                                  test_per_class=5 if quick else 50)
     config_path = out / "demo.yaml"
+    epochs = (1, 1, 1) if quick else (16, 8, 1)
     config_path.write_text("# The demo's config: a short version of the seed's 3-stage plan.\n"
-                           + yaml.safe_dump(demo_config(data_root.resolve(), (1, 1, 1) if quick else (6, 3, 1)),
-                                          sort_keys=False))
+                           + yaml.safe_dump(demo_config(data_root.resolve(), epochs), sort_keys=False))
     run_dir = out / "runs" / f"demo-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     result = train(config_path, run_dir=run_dir, out=log)
     submission = predict([run_dir], data_root, tta="flip", out=out / "submission.csv", log=log)

@@ -118,7 +118,11 @@ def posterize(images: Tensor, bits: Tensor) -> Tensor:
 
 def solarize(images: Tensor, threshold: Tensor) -> Tensor:
     """Invert every value at or above `threshold` (0..1 units)."""
-    return torch.where(images >= per_sample(threshold, images), 1.0 - images, images)
+    # Bool masks (comparisons, torch.where) are several times slower on CPU than float
+    # arithmetic: a 0/1 float mask from the sign of x - t (0 exactly when x == t), and
+    # lerp, which returns its end points exactly for weights 0 and 1.
+    invert = (images - per_sample(threshold, images)).sign_().add_(1.0).clamp_(max=1.0)
+    return torch.lerp(images, 1.0 - images, invert)
 
 
 def autocontrast(images: Tensor) -> Tensor:
@@ -144,20 +148,24 @@ def equalize(images: Tensor) -> Tensor:
     are returned quantised but otherwise unchanged, as in PIL.
     """
     b, c, h, w = images.shape
-    levels = to_uint8_levels(images).reshape(b * c, h * w).long()
-    hist = torch.zeros(b * c, 256, dtype=torch.int64, device=images.device)
-    hist.scatter_add_(1, levels, torch.ones_like(levels))
+    rows, n = b * c, h * w
+    # The uint8 levels of `to_uint8_levels` (truncation of values in 0..255.999), as int32,
+    # offset by 256 per channel: one flat histogram and one flat table lookup for all.
+    offsets = torch.arange(0, rows * 256, 256, dtype=torch.int32, device=images.device)
+    levels = (images * (256.0 - 1e-3)).to(torch.int32).reshape(rows, n)
+    flat = levels.add_(offsets.unsqueeze(1)).reshape(-1)
+    hist = torch.bincount(flat, minlength=rows * 256).reshape(rows, 256)
     cumulative = hist.cumsum(dim=1)
-    # PIL ignores the count of the highest level present in the channel.
-    top = 255 - torch.argmax((hist.flip(1) > 0).to(torch.int8), dim=1)
-    top_count = hist.gather(1, top.unsqueeze(1))
-    step = (h * w - top_count) // 255  # [B*C, 1]
+    # PIL ignores the count of the highest level present in the channel (truncation is
+    # monotone: the level of the largest value).
+    top = (images.reshape(rows, n).amax(dim=1, keepdim=True) * (256.0 - 1e-3)).to(torch.int64)
+    top_count = hist.gather(1, top)
+    step = (n - top_count) // 255  # [B*C, 1]
     safe_step = step.clamp(min=1)
     # Level k maps to (cumulative count below k + step // 2) // step.
-    below = torch.cat([torch.zeros_like(cumulative[:, :1]), cumulative[:, :-1]], dim=1)
-    lut = ((below + safe_step // 2) // safe_step).clamp_(0, 255)
+    lut = ((cumulative - hist + safe_step // 2) // safe_step).clamp_(0, 255)
     # Channels with step 0 keep their levels: an identity table (cheaper than choosing
     # per pixel afterwards).
     identity = torch.arange(256, device=images.device).expand_as(lut)
-    mapped = torch.where(step > 0, lut, identity).gather(1, levels)
-    return (mapped.to(images.dtype) * (1.0 / 255.0)).reshape(b, c, h, w)  # as torchvision scales
+    table = torch.where(step > 0, lut, identity).to(images.dtype) * (1.0 / 255.0)  # as torchvision scales
+    return table.reshape(-1).index_select(0, flat).reshape(b, c, h, w)

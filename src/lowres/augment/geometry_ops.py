@@ -94,16 +94,21 @@ def _nearest_source(matrix: Tensor, height: int, width: int) -> Tensor:
     return flat.sub_(outside).mul_(inside).add_(outside).reshape(b, -1)
 
 
-def _warp_nearest(images: Tensor, matrix: Tensor, fill: Sequence[float] | None) -> Tensor:
-    """Nearest-neighbour warp as one gather; outside pixels read an appended fill pixel."""
-    b, c, h, w = images.shape
-    if masking_mode(images.device) == "subset" and b > 1:
+def nearest_sources(matrix: Tensor, height: int, width: int) -> Tensor:
+    """`_nearest_source` for inverse matrices [B, 2, 3]: flat source index [B, H*W]."""
+    b = matrix.shape[0]
+    if masking_mode(matrix.device) == "subset" and b > 1:
         # Policies draw few distinct matrices (RandAugment: 10 per magnitude): compute
         # each once. (torch.unique has a data-dependent size: not on accelerators.)
         distinct, which = torch.unique(matrix.reshape(b, 6), dim=0, return_inverse=True)
-        source = _nearest_source(distinct.reshape(-1, 2, 3), h, w).index_select(0, which)
-    else:
-        source = _nearest_source(matrix, h, w)
+        return _nearest_source(distinct.reshape(-1, 2, 3), height, width).index_select(0, which)
+    return _nearest_source(matrix, height, width)
+
+
+def warp_nearest_from(images: Tensor, source: Tensor, fill: Sequence[float] | None) -> Tensor:
+    """Nearest-neighbour warp as one gather, given the flat source index [B, H*W] of every
+    output pixel (H*W: outside); outside pixels read an appended fill pixel."""
+    b, c, h, w = images.shape
     source = source.unsqueeze(1).expand(b, c, h * w)
     if fill is None:
         edge = images.new_zeros(b, c, 1)
@@ -114,6 +119,11 @@ def _warp_nearest(images: Tensor, matrix: Tensor, fill: Sequence[float] | None) 
         edge = edge.reshape(1, c, 1).expand(b, c, 1)
     flat = torch.cat([images.reshape(b, c, h * w), edge], 2)
     return flat.gather(2, source).reshape(b, c, h, w)
+
+
+def _warp_nearest(images: Tensor, matrix: Tensor, fill: Sequence[float] | None) -> Tensor:
+    _, _, h, w = images.shape
+    return warp_nearest_from(images, nearest_sources(matrix, h, w), fill)
 
 
 def warp(images: Tensor, matrix: Tensor, interpolation: str = "nearest",

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from lowres.augment import color_ops, geometry_ops, sampling
-from lowres.augment.base import Op, apply_grouped, apply_masked, constant
+from lowres.augment.base import Op, apply_grouped, apply_masked, constant, masking_mode
 from lowres.augment.params import Param, boolean, choice, colour, fail, integer, number
 
 OP_NAMES = ("Identity", "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness",
@@ -120,16 +120,55 @@ def _is_geometric(names: tuple[str, ...], op_index: Tensor) -> Tensor:
     return flags[torch.where(op_index < 0, len(names), op_index)] > 0
 
 
+# Source maps of the nearest-neighbour warp per (op names, image size, op, magnitude):
+# policies draw few distinct geometric ops (RandAugment: 10 per magnitude, TrivialAugment:
+# at most 310), so on CPU each is computed once and then looked up.
+_SOURCES: dict[tuple, Tensor] = {}
+_SOURCES_LIMIT = 4096
+
+
+def geometric_sources(names: tuple[str, ...], op_index: Tensor, magnitude: Tensor,
+                      height: int, width: int) -> Tensor:
+    """Flat source index [n, H*W] of the nearest-neighbour warp (see
+    `geometry_ops.nearest_sources`) for samples that drew GEOMETRIC ops, from a cache keyed
+    by (op, magnitude) read on the host: CPU only (subset mode)."""
+    keys = list(zip(op_index.tolist(), magnitude.tolist()))
+    slots: dict[tuple, int] = {}
+    which = [slots.setdefault(k, len(slots)) for k in keys]
+    prefix = (names, height, width)
+    missing = [k for k in slots if prefix + k not in _SOURCES]
+    if missing:
+        if len(_SOURCES) + len(missing) > _SOURCES_LIMIT:
+            _SOURCES.clear()
+        ops = torch.tensor([k[0] for k in missing], dtype=op_index.dtype, device=op_index.device)
+        mags = torch.tensor([k[1] for k in missing], dtype=magnitude.dtype, device=magnitude.device)
+        matrix = geometric_matrices(names, ops, mags, height, width)
+        for k, row in zip(missing, geometry_ops.nearest_sources(matrix, height, width)):
+            _SOURCES[prefix + k] = row
+    table = torch.stack([_SOURCES[prefix + k] for k in slots])
+    return table.index_select(0, torch.tensor(which, device=table.device))
+
+
+def _warp_geometric(x: Tensor, op_index: Tensor, magnitude: Tensor, names: tuple[str, ...],
+                    interpolation: str, fill: tuple[float, ...] | None) -> Tensor:
+    """The samples x that drew GEOMETRIC ops, each warped by its op (one warp for all)."""
+    _, _, h, w = x.shape
+    if interpolation == "nearest" and masking_mode(x.device) == "subset" and x.shape[0] > 0:
+        return geometry_ops.warp_nearest_from(
+            x, geometric_sources(names, op_index, magnitude, h, w), fill)
+    return geometry_ops.warp(x, geometric_matrices(names, op_index, magnitude, h, w),
+                             interpolation, fill)
+
+
 def apply_drawn_ops(images: Tensor, op_index: Tensor, magnitude: Tensor, names: tuple[str, ...],
                     interpolation: str, fill: tuple[float, ...] | None) -> Tensor:
     """Sample i gets names[op_index[i]] with magnitude[i]; op_index -1 means nothing.
 
     Every sample draws one op, so the op kinds touch disjoint samples and their order does
     not matter; the geometric kinds are done together in one warp. May overwrite `images`."""
-    _, _, h, w = images.shape
     group = torch.where(_is_geometric(names, op_index), -2, op_index)  # -2: one warp for all
-    fns = {-2: lambda x, idx: geometry_ops.warp(
-        x, geometric_matrices(names, op_index[idx], magnitude[idx], h, w), interpolation, fill)}
+    fns = {-2: lambda x, idx: _warp_geometric(x, op_index[idx], magnitude[idx], names,
+                                               interpolation, fill)}
     for k, name in enumerate(names):
         if name != "Identity" and name not in GEOMETRIC:
             fns[k] = lambda x, idx, name=name: apply_op(name, x, magnitude[idx], interpolation, fill)

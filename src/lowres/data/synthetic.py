@@ -38,7 +38,7 @@ def _mask(kind: str, u: np.ndarray, v: np.ndarray, size: float, phase: float) ->
     if kind == "frame":
         inner = (np.abs(u) < size * 0.55) & (np.abs(v) < size * 0.55)
         return (np.abs(u) < size * 0.9) & (np.abs(v) < size * 0.9) & ~inner
-    period = max(3.0, size * 0.5)
+    period = max(4.0, size * 0.6)  # wide enough to survive a blur of the seed's sigma
     inside = r < size * 1.25
     if kind == "hstripes":
         return inside & (np.mod(v + phase, period) < period / 2)
@@ -63,12 +63,12 @@ def render(kind: str, rng: np.random.Generator, size: int = 40) -> np.ndarray:
     t = ((xx * np.cos(angle) + yy * np.sin(angle)) / size + 1) / 2
     img = c0 * (1 - t[..., None]) + c1 * t[..., None]
     # A distractor blob that carries no class information.
-    bx, by, br = rng.uniform(0, size, 2).tolist() + [rng.uniform(2, size / 6)]
+    bx, by, br = rng.uniform(0, size, 2).tolist() + [rng.uniform(2, size / 8)]
     blob = (xx - bx) ** 2 + (yy - by) ** 2 < br ** 2
     img[blob] = rng.uniform(0, 255, 3)
     # The pattern, in a colour that differs from the background enough to be seen.
     cx, cy = rng.uniform(size * 0.3, size * 0.7, 2)
-    scale = rng.uniform(size * 0.18, size * 0.33)
+    scale = rng.uniform(size * 0.22, size * 0.36)
     theta = rng.uniform(0, 2 * np.pi) if kind not in ("hstripes", "vstripes", "dstripes") \
         else rng.uniform(-0.25, 0.25)
     u = (xx - cx) * np.cos(theta) + (yy - cy) * np.sin(theta)
@@ -78,7 +78,7 @@ def render(kind: str, rng: np.random.Generator, size: int = 40) -> np.ndarray:
     while np.abs(colour - img[int(cy), int(cx)]).sum() < 120:
         colour = rng.uniform(0, 255, 3)
     img[mask] = colour
-    img += rng.normal(0, rng.uniform(5, 25), img.shape)
+    img += rng.normal(0, rng.uniform(3, 15), img.shape)
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
