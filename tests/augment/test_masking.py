@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from lowres.augment import base, build_pipeline, sampling
-from lowres.augment.base import apply_grouped, apply_masked, forced_masking
+from lowres.augment import base, build_pipeline, geometry_ops, policies, sampling
+from lowres.augment.base import apply_grouped, apply_grouped_rounds, apply_masked, forced_masking
 
 MEAN, STD = [0.4, 0.5, 0.6], [0.2, 0.25, 0.3]
 SPECS = [
@@ -138,3 +138,59 @@ def test_accelerator_path_needs_no_host_values(spec, monkeypatch):
         x, y = pipe(images, labels, generator)
     assert traffic.copies == []
     assert x.shape[:2] == images.shape[:2] and x.device.type == "meta"
+
+
+def test_grouped_rounds_match_one_round_at_a_time():
+    """apply_grouped_rounds keeps the batch sorted between rounds (subset): the same result
+    as one apply_grouped per round, also with functions that overwrite their view."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(40, 2, 3, 3, generator=g)
+    groups = [torch.randint(-1, 4, (40,), generator=g) for _ in range(3)]
+    scale = torch.rand(40, generator=g)
+
+    def fns(inplace):
+        def mul(t, idx):
+            s = scale[idx].reshape(-1, 1, 1, 1)
+            return t.mul_(s) if inplace else t * s
+        return {0: mul, 2: lambda t, idx: t.flip(3), 3: lambda t, idx: (t.add_(1.0) if inplace else t + 1.0)}
+
+    want = x.clone()
+    for group in groups:
+        want = apply_grouped(want, group, fns(False), "where")
+    for mode, inplace in (("subset", True), ("subset", False), ("where", False)):
+        rounds = [(group, fns(inplace)) for group in groups]
+        assert torch.equal(apply_grouped_rounds(x.clone(), rounds, mode), want)
+
+
+def test_cached_geometric_sources_match_the_matrices():
+    names = policies.OP_NAMES
+    g = torch.Generator().manual_seed(5)
+    op_index = torch.randint(1, 6, (50,), generator=g)  # the GEOMETRIC ops
+    magnitude = torch.randn(50, generator=g, dtype=torch.float64).mul_(3.0).round_().mul_(0.1)
+    for _ in range(2):  # computed, then from the cache
+        got = policies.geometric_sources(names, op_index, magnitude, 9, 7)
+        matrix = policies.geometric_matrices(names, op_index, magnitude, 9, 7)
+        assert torch.equal(got, geometry_ops._nearest_source(matrix, 9, 7))
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_inplace_ops_give_the_same_numbers(channels):
+    """The auto-augment ops with inplace=True (subset mode) equal their plain forms bit for
+    bit and write into the tensor they are given."""
+    g = torch.Generator().manual_seed(7)
+    x = torch.rand(12, channels, 10, 11, generator=g)
+    x[:, :, :2] = 0.7  # ties with a solarize threshold
+    magnitude = torch.linspace(-0.9, 0.9, 12, dtype=torch.float64)
+    for name in policies.OP_NAMES[6:]:
+        mag = {"Posterize": torch.arange(12, dtype=torch.float64) % 8 + 1,
+               "Solarize": torch.full((12,), 0.7, dtype=torch.float64)}.get(name, magnitude)
+        want = policies.apply_op(name, x, mag, "nearest", None)
+        target = x.clone()
+        got = policies.apply_op(name, target, mag, "nearest", None, inplace=True)
+        assert got.data_ptr() == target.data_ptr() and torch.equal(got, want), name
+    op_index = torch.arange(12) % 5 + 1
+    source = policies.geometric_sources(policies.OP_NAMES, op_index, magnitude, 10, 11)
+    want = geometry_ops.warp_nearest_from(x, source, (0.2,))
+    target = x.clone()
+    got = geometry_ops.warp_nearest_from(target, source, (0.2,), inplace=True)
+    assert got.data_ptr() == target.data_ptr() and torch.equal(got, want)

@@ -133,28 +133,48 @@ def apply_grouped(images: Tensor, group: Tensor, fns: dict[int, Callable[[Tensor
     overwrite `images`.
 
     subset: one stable sort by group, one gather of the batch, each function on its run
-    of contiguous samples (a view), one gather back: two copies of the batch instead of a
-    gather and a scatter per group. The run lengths are read on the host (CPU only).
-    where: each function on the whole batch, blended with torch.where."""
+    of contiguous samples (a view of that private copy: a function may write its result
+    into it and return it, which saves a copy), one gather back: two copies of the batch
+    instead of a gather and a scatter per group. The run lengths are read on the host
+    (CPU only). where: each function on the whole batch, blended with torch.where (there
+    the functions must not modify their argument)."""
+    return apply_grouped_rounds(images, [(group, fns)], mode)
+
+
+def apply_grouped_rounds(images: Tensor,
+                         rounds: list[tuple[Tensor, dict[int, Callable[[Tensor, Any], Tensor]]]],
+                         mode: str | None = None) -> Tensor:
+    """`apply_grouped` for each (group, fns) of `rounds` in turn. In subset mode the batch
+    stays in the sorted order of one round until the next: one gather per round plus one
+    back at the end, instead of two per round."""
     if (mode or masking_mode(images.device)) == "where":
-        for k, fn in fns.items():
-            images = apply_masked(images, group == k, fn, "where")
+        for group, fns in rounds:
+            for k, fn in fns.items():
+                images = apply_masked(images, group == k, fn, "where")
         return images
-    keys = list(fns)
-    rank = torch.full_like(group, len(keys))  # groups without a function sort last
-    for r, k in enumerate(keys):
-        rank.masked_fill_(group == k, r)
-    counts = torch.bincount(rank, minlength=len(keys) + 1).tolist()
-    if counts[-1] == group.numel():
-        return images
-    order = torch.argsort(rank, stable=True)
-    x = images.index_select(0, order)
-    start = 0
-    for k, count in zip(keys, counts):
-        if count:
-            x[start:start + count] = fns[k](x[start:start + count], order[start:start + count])
-        start += count
-    return x.index_select(0, torch.argsort(order))
+    x = images
+    position = None  # position[i]: where sample i is in x (None: x is in batch order)
+    for group, fns in rounds:
+        keys = list(fns)
+        # rank: the position of the sample's group in `keys`; len(keys) for groups without
+        # a function (they sort last). One comparison against all keys at once.
+        hits = group.unsqueeze(1) == torch.tensor(keys, dtype=group.dtype, device=group.device)
+        rank = torch.cat([hits, hits.new_ones(group.shape[0], 1)], 1).to(torch.int8).argmax(1)
+        counts = torch.bincount(rank, minlength=len(keys) + 1).tolist()
+        if counts[-1] == group.numel():
+            continue
+        order = torch.argsort(rank, stable=True)
+        x = x.index_select(0, order if position is None else position.index_select(0, order))
+        start = 0
+        for k, count in zip(keys, counts):
+            if count:
+                part = x[start:start + count]
+                result = fns[k](part, order[start:start + count])
+                if result is not part:
+                    part.copy_(result)
+            start += count
+        position = torch.argsort(order)
+    return x if position is None else x.index_select(0, position)
 
 
 def combine(selected: Tensor, mask: Tensor | None) -> Tensor:

@@ -2,7 +2,8 @@
 
 Every function takes float images [B, C, H, W] with values in 0..1 (C = 1 or 3) and
 per-sample parameters as tensors of shape [B]; it returns a new tensor and never modifies
-its input. The semantics are those of `torchvision.transforms.v2.functional` on *float*
+its input, except where it takes `inplace=True`: then it writes the result into `images`
+(which must be contiguous) and returns it, with the same numbers. The semantics are those of `torchvision.transforms.v2.functional` on *float*
 inputs (the tests compare both image by image); torchvision's uint8 path rounds or floors
 at different places and differs by about one intensity level.
 """
@@ -33,33 +34,35 @@ def grayscale(images: Tensor) -> Tensor:
     return luminance(images).expand_as(images).clone()
 
 
-def _blend(images: Tensor, other: Tensor, ratio: Tensor) -> Tensor:
+def _blend(images: Tensor, other: Tensor, ratio: Tensor, inplace: bool = False) -> Tensor:
     """ratio * images + (1 - ratio) * other, clamped to 0..1; `ratio` is [B]."""
     r = per_sample(ratio, images)
-    return (images * r + other * (1.0 - r)).clamp_(0.0, 1.0)
+    scaled = images.mul_(r) if inplace else images * r
+    return scaled.add_(other * (1.0 - r)).clamp_(0.0, 1.0)
 
 
-def adjust_brightness(images: Tensor, factor: Tensor) -> Tensor:
-    return (images * per_sample(factor, images)).clamp_(0.0, 1.0)
+def adjust_brightness(images: Tensor, factor: Tensor, inplace: bool = False) -> Tensor:
+    f = per_sample(factor, images)
+    return (images.mul_(f) if inplace else images * f).clamp_(0.0, 1.0)
 
 
-def adjust_saturation(images: Tensor, factor: Tensor) -> Tensor:
+def adjust_saturation(images: Tensor, factor: Tensor, inplace: bool = False) -> Tensor:
     if images.shape[1] == 1:  # no colour to change (torchvision follows PIL here)
-        return images.clone()
-    return _blend(images, luminance(images), factor)
+        return images if inplace else images.clone()
+    return _blend(images, luminance(images), factor, inplace)
 
 
-def adjust_contrast(images: Tensor, factor: Tensor) -> Tensor:
+def adjust_contrast(images: Tensor, factor: Tensor, inplace: bool = False) -> Tensor:
     # Blend towards the mean grey level of each image.
     mean = luminance(images).mean(dim=(1, 2, 3), keepdim=True)
-    return _blend(images, mean, factor)
+    return _blend(images, mean, factor, inplace)
 
 
-def adjust_sharpness(images: Tensor, factor: Tensor) -> Tensor:
+def adjust_sharpness(images: Tensor, factor: Tensor, inplace: bool = False) -> Tensor:
     """Blend with a smoothed copy; the one-pixel border is left unchanged (as PIL does)."""
     _, c, h, w = images.shape
     if h <= 2 or w <= 2:
-        return images.clone()
+        return images if inplace else images.clone()
     # PIL's smoothing kernel [[1, 1, 1], [1, 5, 1], [1, 1, 1]] / 13 on the interior: a 3x3
     # box sum from shifted views (two 1-D passes) plus 4 x the centre.
     rows = images[:, :, :, :-2] + images[:, :, :, 1:-1]
@@ -69,8 +72,9 @@ def adjust_sharpness(images: Tensor, factor: Tensor) -> Tensor:
     centre = images[:, :, 1:-1, 1:-1]
     smooth = box.add_(centre * 4.0).mul_(1.0 / 13.0)
     r = per_sample(factor, images)
-    out = images.clone()
-    out[:, :, 1:-1, 1:-1] = smooth.mul_(1.0 - r).add_(centre * r)
+    blended = smooth.mul_(1.0 - r).add_(centre * r)
+    out = images if inplace else images.clone()
+    out[:, :, 1:-1, 1:-1] = blended
     return out.clamp_(0.0, 1.0)
 
 
@@ -110,29 +114,33 @@ def adjust_hue(images: Tensor, shift: Tensor) -> Tensor:
     return _hsv_to_rgb(hue, sat, val)
 
 
-def posterize(images: Tensor, bits: Tensor) -> Tensor:
+def posterize(images: Tensor, bits: Tensor, inplace: bool = False) -> Tensor:
     """Keep `bits` bits per channel: float path of torchvision (floor(x * 2^bits) / 2^bits)."""
     levels = per_sample(torch.pow(2.0, bits.to(torch.float32)), images)
-    return torch.minimum(torch.floor(images * levels), levels - 1.0).clamp_(min=0.0) / levels
+    kept = torch.minimum(torch.floor(images * levels), levels - 1.0).clamp_(min=0.0)
+    return torch.div(kept, levels, out=images) if inplace else kept.div_(levels)
 
 
-def solarize(images: Tensor, threshold: Tensor) -> Tensor:
+def solarize(images: Tensor, threshold: Tensor, inplace: bool = False) -> Tensor:
     """Invert every value at or above `threshold` (0..1 units)."""
     # Bool masks (comparisons, torch.where) are several times slower on CPU than float
     # arithmetic: a 0/1 float mask from the sign of x - t (0 exactly when x == t), and
     # lerp, which returns its end points exactly for weights 0 and 1.
     invert = (images - per_sample(threshold, images)).sign_().add_(1.0).clamp_(max=1.0)
+    if inplace:
+        return images.lerp_(1.0 - images, invert)
     return torch.lerp(images, 1.0 - images, invert)
 
 
-def autocontrast(images: Tensor) -> Tensor:
+def autocontrast(images: Tensor, inplace: bool = False) -> Tensor:
     """Stretch each channel to the full range; flat channels are left as they are."""
     low = images.amin(dim=(2, 3), keepdim=True)
     high = images.amax(dim=(2, 3), keepdim=True)
     flat = high == low
     scale = torch.where(flat, torch.ones_like(high), high - low)
     low = torch.where(flat, torch.zeros_like(low), low)
-    return ((images - low) / scale).clamp_(0.0, 1.0)
+    shifted = images.sub_(low) if inplace else images - low
+    return shifted.div_(scale).clamp_(0.0, 1.0)
 
 
 def to_uint8_levels(images: Tensor) -> Tensor:
@@ -140,7 +148,7 @@ def to_uint8_levels(images: Tensor) -> Tensor:
     return (images * (256.0 - 1e-3)).to(torch.uint8)
 
 
-def equalize(images: Tensor) -> Tensor:
+def equalize(images: Tensor, inplace: bool = False) -> Tensor:
     """Histogram equalisation per channel with PIL's lookup table (on 256 levels).
 
     The float path of torchvision quantises to uint8 first, so the output is in k/255 steps.
@@ -152,13 +160,22 @@ def equalize(images: Tensor) -> Tensor:
     # The uint8 levels of `to_uint8_levels` (truncation of values in 0..255.999), as int32,
     # offset by 256 per channel: one flat histogram and one flat table lookup for all.
     offsets = torch.arange(0, rows * 256, 256, dtype=torch.int32, device=images.device)
-    levels = (images * (256.0 - 1e-3)).to(torch.int32).reshape(rows, n)
+    # Clamped: a value outside 0..1 (e.g. noise from erasing, or a sample that the
+    # "where" masking computes and then discards) must not reach another channel's counts.
+    levels = (images * (256.0 - 1e-3)).to(torch.int32).clamp_(0, 255).reshape(rows, n)
     flat = levels.add_(offsets.unsqueeze(1)).reshape(-1)
-    hist = torch.bincount(flat, minlength=rows * 256).reshape(rows, 256)
+    if images.device.type == "cpu":
+        hist = torch.bincount(flat, minlength=rows * 256)
+    else:  # CUDA's bincount reads the largest value on the host: a synchronisation
+        index = flat.long()
+        hist = torch.zeros(rows * 256, dtype=torch.int64, device=images.device)
+        hist.scatter_add_(0, index, torch.ones_like(index))
+    hist = hist.reshape(rows, 256)
     cumulative = hist.cumsum(dim=1)
     # PIL ignores the count of the highest level present in the channel (truncation is
     # monotone: the level of the largest value).
     top = (images.reshape(rows, n).amax(dim=1, keepdim=True) * (256.0 - 1e-3)).to(torch.int64)
+    top = top.clamp_(0, 255)
     top_count = hist.gather(1, top)
     step = (n - top_count) // 255  # [B*C, 1]
     safe_step = step.clamp(min=1)
@@ -168,4 +185,7 @@ def equalize(images: Tensor) -> Tensor:
     # per pixel afterwards).
     identity = torch.arange(256, device=images.device).expand_as(lut)
     table = torch.where(step > 0, lut, identity).to(images.dtype) * (1.0 / 255.0)  # as torchvision scales
+    if inplace:
+        torch.index_select(table.reshape(-1), 0, flat, out=images.view(-1))
+        return images
     return table.reshape(-1).index_select(0, flat).reshape(b, c, h, w)

@@ -105,9 +105,11 @@ def nearest_sources(matrix: Tensor, height: int, width: int) -> Tensor:
     return _nearest_source(matrix, height, width)
 
 
-def warp_nearest_from(images: Tensor, source: Tensor, fill: Sequence[float] | None) -> Tensor:
+def warp_nearest_from(images: Tensor, source: Tensor, fill: Sequence[float] | None,
+                      inplace: bool = False) -> Tensor:
     """Nearest-neighbour warp as one gather, given the flat source index [B, H*W] of every
-    output pixel (H*W: outside); outside pixels read an appended fill pixel."""
+    output pixel (H*W: outside); outside pixels read an appended fill pixel. `inplace`:
+    the result overwrites `images` (contiguous)."""
     b, c, h, w = images.shape
     source = source.unsqueeze(1).expand(b, c, h * w)
     if fill is None:
@@ -118,6 +120,9 @@ def warp_nearest_from(images: Tensor, source: Tensor, fill: Sequence[float] | No
             edge = edge.mean().expand(c)
         edge = edge.reshape(1, c, 1).expand(b, c, 1)
     flat = torch.cat([images.reshape(b, c, h * w), edge], 2)
+    if inplace:
+        torch.gather(flat, 2, source, out=images.view(b, c, h * w))
+        return images
     return flat.gather(2, source).reshape(b, c, h, w)
 
 

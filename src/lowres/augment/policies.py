@@ -6,13 +6,13 @@ bin); then each of the 14 op kinds runs once, on the subset of samples that drew
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
 
 from lowres.augment import color_ops, geometry_ops, sampling
-from lowres.augment.base import Op, apply_grouped, apply_masked, constant, masking_mode
+from lowres.augment.base import Op, apply_grouped_rounds, apply_masked, constant, masking_mode
 from lowres.augment.params import Param, boolean, choice, colour, fail, integer, number
 
 OP_NAMES = ("Identity", "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness",
@@ -54,8 +54,9 @@ def magnitude_table(policy: str, op: str, bins: int, height: int, width: int) ->
 
 
 def apply_op(name: str, images: Tensor, magnitude: Tensor, interpolation: str,
-             fill: tuple[float, ...] | None) -> Tensor:
-    """One auto-augment op on a batch with a signed magnitude per sample ([n] float64)."""
+             fill: tuple[float, ...] | None, inplace: bool = False) -> Tensor:
+    """One auto-augment op on a batch with a signed magnitude per sample ([n] float64).
+    `inplace`: the photometric ops write their result into `images` (contiguous)."""
     if name == "Identity":
         return images
     if name == "ShearX":
@@ -70,21 +71,21 @@ def apply_op(name: str, images: Tensor, magnitude: Tensor, interpolation: str,
     if name == "Rotate":
         return geometry_ops.rotate(images, magnitude, interpolation, fill)
     if name == "Brightness":
-        return color_ops.adjust_brightness(images, 1.0 + magnitude)
+        return color_ops.adjust_brightness(images, 1.0 + magnitude, inplace)
     if name == "Color":
-        return color_ops.adjust_saturation(images, 1.0 + magnitude)
+        return color_ops.adjust_saturation(images, 1.0 + magnitude, inplace)
     if name == "Contrast":
-        return color_ops.adjust_contrast(images, 1.0 + magnitude)
+        return color_ops.adjust_contrast(images, 1.0 + magnitude, inplace)
     if name == "Sharpness":
-        return color_ops.adjust_sharpness(images, 1.0 + magnitude)
+        return color_ops.adjust_sharpness(images, 1.0 + magnitude, inplace)
     if name == "Posterize":
-        return color_ops.posterize(images, torch.trunc(magnitude))
+        return color_ops.posterize(images, torch.trunc(magnitude), inplace)
     if name == "Solarize":
-        return color_ops.solarize(images, magnitude)  # threshold in 0..1 units
+        return color_ops.solarize(images, magnitude, inplace)  # threshold in 0..1 units
     if name == "AutoContrast":
-        return color_ops.autocontrast(images)
+        return color_ops.autocontrast(images, inplace)
     if name == "Equalize":
-        return color_ops.equalize(images)
+        return color_ops.equalize(images, inplace)
     raise ValueError(f"unknown auto-augment op {name}")
 
 
@@ -124,7 +125,7 @@ def _is_geometric(names: tuple[str, ...], op_index: Tensor) -> Tensor:
 # policies draw few distinct geometric ops (RandAugment: 10 per magnitude, TrivialAugment:
 # at most 310), so on CPU each is computed once and then looked up.
 _SOURCES: dict[tuple, Tensor] = {}
-_SOURCES_LIMIT = 4096
+_SOURCES_LIMIT = 1 << 22  # index entries kept (int64: 32 MB); the cache starts over beyond
 
 
 def geometric_sources(names: tuple[str, ...], op_index: Tensor, magnitude: Tensor,
@@ -138,7 +139,7 @@ def geometric_sources(names: tuple[str, ...], op_index: Tensor, magnitude: Tenso
     prefix = (names, height, width)
     missing = [k for k in slots if prefix + k not in _SOURCES]
     if missing:
-        if len(_SOURCES) + len(missing) > _SOURCES_LIMIT:
+        if (len(_SOURCES) + len(missing)) * height * width > _SOURCES_LIMIT:
             _SOURCES.clear()
         ops = torch.tensor([k[0] for k in missing], dtype=op_index.dtype, device=op_index.device)
         mags = torch.tensor([k[1] for k in missing], dtype=magnitude.dtype, device=magnitude.device)
@@ -150,29 +151,46 @@ def geometric_sources(names: tuple[str, ...], op_index: Tensor, magnitude: Tenso
 
 
 def _warp_geometric(x: Tensor, op_index: Tensor, magnitude: Tensor, names: tuple[str, ...],
-                    interpolation: str, fill: tuple[float, ...] | None) -> Tensor:
+                    interpolation: str, fill: tuple[float, ...] | None,
+                    inplace: bool = False) -> Tensor:
     """The samples x that drew GEOMETRIC ops, each warped by its op (one warp for all)."""
     _, _, h, w = x.shape
     if interpolation == "nearest" and masking_mode(x.device) == "subset" and x.shape[0] > 0:
         return geometry_ops.warp_nearest_from(
-            x, geometric_sources(names, op_index, magnitude, h, w), fill)
+            x, geometric_sources(names, op_index, magnitude, h, w), fill, inplace)
     return geometry_ops.warp(x, geometric_matrices(names, op_index, magnitude, h, w),
                              interpolation, fill)
 
 
-def apply_drawn_ops(images: Tensor, op_index: Tensor, magnitude: Tensor, names: tuple[str, ...],
-                    interpolation: str, fill: tuple[float, ...] | None) -> Tensor:
-    """Sample i gets names[op_index[i]] with magnitude[i]; op_index -1 means nothing.
-
-    Every sample draws one op, so the op kinds touch disjoint samples and their order does
-    not matter; the geometric kinds are done together in one warp. May overwrite `images`."""
+def drawn_ops_round(op_index: Tensor, magnitude: Tensor, names: tuple[str, ...],
+                    interpolation: str, fill: tuple[float, ...] | None,
+                    mode: str) -> tuple[Tensor, dict[int, Callable[[Tensor, Any], Tensor]]]:
+    """(group, fns) for `apply_grouped_rounds`: sample i gets names[op_index[i]] with
+    magnitude[i]; op_index -1 means nothing. Every sample draws one op, so the op kinds
+    touch disjoint samples and their order does not matter; the geometric kinds are done
+    together in one warp. In subset mode the functions overwrite the views they get."""
+    inplace = mode == "subset"
     group = torch.where(_is_geometric(names, op_index), -2, op_index)  # -2: one warp for all
-    fns = {-2: lambda x, idx: _warp_geometric(x, op_index[idx], magnitude[idx], names,
-                                               interpolation, fill)}
+
+    def pick(values: Tensor, idx) -> Tensor:  # index_select: cheaper than values[idx]
+        return values if isinstance(idx, slice) else values.index_select(0, idx)
+
+    fns = {-2: lambda x, idx: _warp_geometric(x, pick(op_index, idx), pick(magnitude, idx),
+                                               names, interpolation, fill, inplace)}
     for k, name in enumerate(names):
         if name != "Identity" and name not in GEOMETRIC:
-            fns[k] = lambda x, idx, name=name: apply_op(name, x, magnitude[idx], interpolation, fill)
-    return apply_grouped(images, group, fns)
+            fns[k] = lambda x, idx, name=name: apply_op(name, x, pick(magnitude, idx),
+                                                        interpolation, fill, inplace)
+    return group, fns
+
+
+def apply_drawn_ops(images: Tensor, op_index: Tensor, magnitude: Tensor, names: tuple[str, ...],
+                    interpolation: str, fill: tuple[float, ...] | None) -> Tensor:
+    """Sample i gets names[op_index[i]] with magnitude[i]; op_index -1 means nothing (see
+    `drawn_ops_round`). May overwrite `images`."""
+    mode = masking_mode(images.device)
+    return apply_grouped_rounds(
+        images, [drawn_ops_round(op_index, magnitude, names, interpolation, fill, mode)], mode)
 
 
 _TABLES: dict[tuple, tuple[Tensor, Tensor]] = {}
@@ -233,10 +251,12 @@ class RandAugment(Op):
         return {"rounds": rounds}
 
     def apply(self, images: Tensor, drawn: dict[str, Any], mask: Tensor | None = None) -> Tensor:
-        for op_index, mag in drawn["rounds"]:
-            images = apply_drawn_ops(images, _restrict(op_index, mask), mag, OP_NAMES,
-                                     self.interpolation, self.fill)
-        return images
+        # One grouped pass over all rounds: in subset mode the batch stays sorted by the
+        # ops of a round until the next (one gather per round instead of two).
+        mode = masking_mode(images.device)
+        rounds = [drawn_ops_round(_restrict(op_index, mask), mag, OP_NAMES, self.interpolation,
+                                  self.fill, mode) for op_index, mag in drawn["rounds"]]
+        return apply_grouped_rounds(images, rounds, mode)
 
 
 def _restrict(op_index: Tensor, mask: Tensor | None) -> Tensor:
