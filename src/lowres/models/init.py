@@ -47,10 +47,7 @@ def apply_init(model: nn.Module, scheme: str, family: str = "") -> None:
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
             elif isinstance(m, _NORMS):
-                if m.weight is not None:
-                    nn.init.ones_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+                _unit_norm(m)
     elif scheme == "default":
         for m in model.modules():
             reset = getattr(m, "reset_parameters", None)
@@ -60,6 +57,14 @@ def apply_init(model: nn.Module, scheme: str, family: str = "") -> None:
         raise ValueError(f"unknown init {scheme!r}")  # the zoo validates before we get here
 
 
+def _unit_norm(m: nn.Module) -> None:
+    """A norm layer that starts as the identity: weight 1, bias 0."""
+    if m.weight is not None:
+        nn.init.ones_(m.weight)
+    if m.bias is not None:
+        nn.init.zeros_(m.bias)
+
+
 def _torchvision_init(model: nn.Module, family: str) -> None:
     for m in model.modules():
         if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
@@ -67,10 +72,7 @@ def _torchvision_init(model: nn.Module, family: str) -> None:
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, _NORMS):
-            if m.weight is not None:
-                nn.init.ones_(m.weight)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
+            _unit_norm(m)
         elif isinstance(m, nn.Linear):
             if family.startswith("efficientnet"):
                 bound = 1.0 / m.out_features ** 0.5
