@@ -47,7 +47,8 @@ class StopRule:
         epochs = self.stage.epochs
         parts = [f"at most {epochs} epoch{'' if epochs == 1 else 's'}"]
         if rule.after_lr_drop is not None:
-            parts.append(f"{rule.extra_epochs} epoch(s) after LR drop #{rule.after_lr_drop}")
+            n = rule.extra_epochs
+            parts.append(f"{n} epoch{'' if n == 1 else 's'} after LR drop #{rule.after_lr_drop}")
         if rule.patience is not None:
             parts.append(f"{rule.patience} epochs without val improvement")
         return ", or ".join(parts)
