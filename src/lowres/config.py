@@ -7,16 +7,15 @@ config is written into the run directory and is enough to rerun the run.
 from __future__ import annotations
 
 import copy
-import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
 
 import yaml
 
-from lowres.errors import ConfigError, did_you_mean
+from lowres.config_checks import OPTIMIZERS, SCHEDULERS, validate  # noqa: F401 (re-exported)
+from lowres.config_tree import (  # noqa: F401 (re-exported: the config API lives here)
+    apply_override, from_dict, merge, parse_override, to_dict, unshare)
+from lowres.errors import ConfigError
 
 # --------------------------------------------------------------------------- schema
 
@@ -164,159 +163,6 @@ def seed_final_stages() -> list[StageConfig]:
     ]
 
 
-# --------------------------------------------------------------------------- conversion
-
-
-def _is_dataclass_type(tp: Any) -> bool:
-    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
-
-
-def _type_name(tp: Any) -> str:
-    if tp is type(None):
-        return "null"
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(tp))
-    if origin is list:
-        return "a list"
-    if origin is dict:
-        return "a mapping"
-    if _is_dataclass_type(tp):
-        return "a mapping"
-    return getattr(tp, "__name__", str(tp))
-
-
-def _convert(value: Any, tp: Any, where: str) -> Any:
-    """Check `value` against the annotated type `tp` and build dataclasses from mappings."""
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        errors = []
-        for option in typing.get_args(tp):
-            try:
-                return _convert(value, option, where)
-            except ConfigError as exc:
-                errors.append(exc)
-        raise ConfigError(f"config key '{where}': expected {_type_name(tp)}, got {value!r}")
-    if tp is type(None):
-        if value is None:
-            return None
-        raise ConfigError(f"config key '{where}': expected null, got {value!r}")
-    if _is_dataclass_type(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"config key '{where}': expected a mapping, got {value!r}")
-        return from_dict(tp, value, where)
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"config key '{where}': expected a list, got {value!r}")
-        (item_tp,) = typing.get_args(tp) or (Any,)
-        return [_convert(v, item_tp, f"{where}.{i}") for i, v in enumerate(value)]
-    if origin is dict or tp is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"config key '{where}': expected a mapping, got {value!r}")
-        return copy.deepcopy(value)
-    if tp is Any:
-        return value
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"config key '{where}': expected true or false, got {value!r}")
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads 5e-4 (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"config key '{where}': expected a number, got {value!r}")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise ConfigError(f"config key '{where}': expected an integer, got {value!r}")
-    if tp is str:
-        if isinstance(value, bool) and where.endswith(("channels_last", "compile", "resident")):
-            return "yes" if value else "no"  # YAML turns yes/no into booleans
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise ConfigError(f"config key '{where}': expected a string, got {value!r}")
-    raise TypeError(f"unsupported config type {tp!r} at {where}")
-
-
-def from_dict(cls: type, values: dict, where: str = "") -> Any:
-    """Build dataclass `cls` from a mapping; unknown keys name the nearest valid one."""
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for key, value in values.items():
-        path = f"{where}.{key}" if where else str(key)
-        if key not in hints:
-            raise ConfigError(f"unknown config key '{path}'{did_you_mean(str(key), names)}")
-        kwargs[key] = _convert(value, hints[key], path)
-    return cls(**kwargs)
-
-
-def to_dict(cfg: Any) -> Any:
-    """A plain, YAML-ready copy of a config tree."""
-    if dataclasses.is_dataclass(cfg):
-        return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
-    if isinstance(cfg, (list, tuple)):
-        return [to_dict(v) for v in cfg]
-    if isinstance(cfg, dict):
-        return {k: to_dict(v) for k, v in cfg.items()}
-    return cfg
-
-
-# --------------------------------------------------------------------------- overrides
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """'stages.0.epochs=3' -> (['stages', '0', 'epochs'], 3). Values are parsed as YAML."""
-    if "=" not in text:
-        raise ConfigError(f"override '{text}' is not key=value (example: stages.0.epochs=3)")
-    key, raw = text.split("=", 1)
-    key = key.strip()
-    if not key or any(not part for part in key.split(".")):
-        raise ConfigError(f"override '{text}' has an empty key (example: train.batch_size=128)")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    return key.split("."), value
-
-
-def apply_override(tree: dict, parts: list[str], value: Any) -> None:
-    """Set `value` at dotted path `parts` of a plain config tree, list items by index."""
-    node: Any = tree
-    for depth, part in enumerate(parts):
-        last = depth == len(parts) - 1
-        where = ".".join(parts[: depth + 1])
-        if isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
-                raise ConfigError(f"config key '{where}': no item {part} (the list has "
-                                  f"{len(node)} items, indices 0..{len(node) - 1})")
-            if last:
-                node[int(part)] = value
-            else:
-                node = node[int(part)]
-        elif isinstance(node, dict):
-            if part not in node:
-                # Keys unknown to a fixed schema are reported by from_dict with a suggestion;
-                # here we only create them so that error names the full key.
-                if last:
-                    node[part] = value
-                    return
-                node[part] = {}
-            if last:
-                node[part] = value
-            else:
-                node = node[part]
-        else:
-            raise ConfigError(f"config key '{where}': '{'.'.join(parts[:depth])}' is a value, "
-                              f"not a mapping or list")
-
-
 # --------------------------------------------------------------------------- loading
 
 
@@ -343,7 +189,7 @@ def build(values: dict, overrides: list[str] = (), require_root: bool = True) ->
     tree = to_dict(Config())
     # File values replace defaults key by key; a `stages` list from a file replaces the
     # default plan whole, and from_dict fills each of its stages' own defaults.
-    merged = _merge(tree, _unshare(values))
+    merged = merge(tree, unshare(values))
     for text in overrides:
         parts, value = parse_override(text)
         apply_override(merged, parts, value)
@@ -352,107 +198,9 @@ def build(values: dict, overrides: list[str] = (), require_root: bool = True) ->
     return cfg
 
 
-def _unshare(value: Any) -> Any:
-    """A copy in which no two places share an object. YAML anchors (&a / *a) make aliases,
-    and an override of one place must not change the others."""
-    if isinstance(value, dict):
-        return {k: _unshare(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_unshare(v) for v in value]
-    return value
-
-
-def _merge(defaults: dict, values: dict) -> dict:
-    out = copy.deepcopy(defaults)
-    for key, value in values.items():
-        if key in out and isinstance(out[key], dict) and isinstance(value, dict) \
-                and key not in ("augment",):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def load(path: str | Path, overrides: list[str] = (), require_root: bool = True) -> Config:
     return build(load_yaml(path), overrides, require_root=require_root)
 
 
 def save(cfg: Config, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-
-
-# --------------------------------------------------------------------------- validation
-
-_CHOICES = {
-    "model.stem": ("k4", "k3", "imagenet"),
-    "model.head": ("linear", "mlp"),
-    "model.init": ("he_normal", "default", "torchvision"),
-    "train.precision": ("auto", "fp32", "bf16", "fp16"),
-    "train.channels_last": ("auto", "yes", "no"),
-    "train.compile": ("auto", "yes", "no"),
-    "data.resident": ("auto", "yes", "no"),
-}
-OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULERS = ("constant", "step", "multistep", "cosine", "cosine_restarts", "plateau", "onecycle")
-
-
-def _check_choice(where: str, value: str, choices) -> None:
-    if value not in choices:
-        raise ConfigError(f"config key '{where}': '{value}' is not one of {', '.join(choices)}"
-                          f"{did_you_mean(value, choices) if len(choices) > 1 else ''}")
-
-
-def _check_range(where: str, value: float, low: float, high: float, note: str = "") -> None:
-    if not low <= value <= high:
-        raise ConfigError(f"config key '{where}': {value} is outside [{low}, {high}]{note}")
-
-
-def validate(cfg: Config, require_root: bool = True) -> None:
-    if require_root and not cfg.data.root:
-        raise ConfigError("config key 'data.root' is missing: set it in the file or pass "
-                          "data.root=PATH on the command line")
-    for where, choices in _CHOICES.items():
-        section, key = where.split(".")
-        _check_choice(where, getattr(getattr(cfg, section), key), choices)
-    _check_range("data.val_fraction", cfg.data.val_fraction, 0.0, 0.9)
-    _check_range("model.dropout", cfg.model.dropout, 0.0, 0.99)
-    _check_range("model.drop_path", cfg.model.drop_path, 0.0, 0.9)
-    _check_range("train.label_smoothing", cfg.train.label_smoothing, 0.0, 0.99)
-    _check_range("train.ema", cfg.train.ema, 0.0, 0.999999)
-    for where, value in (("data.classes", cfg.data.classes), ("data.per_class", cfg.data.per_class),
-                         ("train.batch_size", cfg.train.batch_size),
-                         ("train.eval_batch_size", cfg.train.eval_batch_size)):
-        if value is not None and value < 1:
-            raise ConfigError(f"config key '{where}': must be at least 1, got {value}")
-    if not cfg.stages:
-        raise ConfigError("config key 'stages' is empty: give at least one stage")
-    for i, stage in enumerate(cfg.stages):
-        at = f"stages.{i}"
-        if stage.epochs < 1:
-            raise ConfigError(f"config key '{at}.epochs': must be at least 1, got {stage.epochs}")
-        _check_choice(f"{at}.optimizer.name", stage.optimizer.name, OPTIMIZERS)
-        _check_choice(f"{at}.scheduler.name", stage.scheduler.name, SCHEDULERS)
-        _check_choice(f"{at}.scheduler.monitor", stage.scheduler.monitor,
-                      ("val_acc", "val_loss", "train_loss", "train_acc"))
-        _check_choice(f"{at}.scheduler.mode", stage.scheduler.mode, ("auto", "max", "min"))
-        _check_choice(f"{at}.scheduler.threshold_mode", stage.scheduler.threshold_mode, ("rel", "abs"))
-        if stage.optimizer.lr <= 0:
-            raise ConfigError(f"config key '{at}.optimizer.lr': must be positive, got {stage.optimizer.lr}")
-        if len(stage.optimizer.betas) != 2:
-            raise ConfigError(f"config key '{at}.optimizer.betas': expected two numbers, "
-                              f"got {stage.optimizer.betas}")
-        if stage.stop.after_lr_drop is not None and stage.stop.after_lr_drop < 1:
-            raise ConfigError(f"config key '{at}.stop.after_lr_drop': must be at least 1")
-        if not stage.reset_optimizer:
-            if i == 0:
-                raise ConfigError(f"config key '{at}.reset_optimizer': the first stage has no "
-                                  f"optimizer to carry over (set it to true)")
-            before = cfg.stages[i - 1].optimizer
-            if (before.name, before.decay_norm_and_bias) != (stage.optimizer.name,
-                                                             stage.optimizer.decay_norm_and_bias):
-                raise ConfigError(f"config key '{at}.reset_optimizer': false carries the "
-                                  f"optimizer over, so {at}.optimizer.name and "
-                                  f"decay_norm_and_bias must match stages.{i - 1}")
-        # Augmentation specs are checked by the augment package, which knows every op.
-        from lowres.augment import validate_spec  # noqa: PLC0415 (augment imports config)
-        validate_spec(stage.augment, where=f"{at}.augment")
