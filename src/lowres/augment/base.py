@@ -158,7 +158,7 @@ def apply_grouped_rounds(images: Tensor,
         keys = list(fns)
         # rank: the position of the sample's group in `keys`; len(keys) for groups without
         # a function (they sort last). One comparison against all keys at once.
-        hits = group.unsqueeze(1) == torch.tensor(keys, dtype=group.dtype, device=group.device)
+        hits = group.unsqueeze(1) == constant(tuple(keys), group.device, group.dtype)
         rank = torch.cat([hits, hits.new_ones(group.shape[0], 1)], 1).to(torch.int8).argmax(1)
         counts = torch.bincount(rank, minlength=len(keys) + 1).tolist()
         if counts[-1] == group.numel():

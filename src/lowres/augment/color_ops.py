@@ -70,7 +70,9 @@ def adjust_sharpness(images: Tensor, factor: Tensor, inplace: bool = False) -> T
     box = rows[:, :, :-2] + rows[:, :, 1:-1]
     box += rows[:, :, 2:]
     centre = images[:, :, 1:-1, 1:-1]
-    smooth = box.add_(centre * 4.0).mul_(1.0 / 13.0)
+    # add_ with alpha 4: 4 * centre is exact (a power of two), so the same sums as adding
+    # a separate centre * 4, without that temporary.
+    smooth = box.add_(centre, alpha=4.0).mul_(1.0 / 13.0)
     r = per_sample(factor, images)
     blended = smooth.mul_(1.0 - r).add_(centre * r)
     out = images if inplace else images.clone()
@@ -159,33 +161,51 @@ def equalize(images: Tensor, inplace: bool = False) -> Tensor:
     rows, n = b * c, h * w
     # The uint8 levels of `to_uint8_levels` (truncation of values in 0..255.999), as int32,
     # offset by 256 per channel: one flat histogram and one flat table lookup for all.
-    offsets = torch.arange(0, rows * 256, 256, dtype=torch.int32, device=images.device)
+    offsets, identity = _equalize_constants(rows, images.device)
     # Clamped: a value outside 0..1 (e.g. noise from erasing, or a sample that the
     # "where" masking computes and then discards) must not reach another channel's counts.
     levels = (images * (256.0 - 1e-3)).to(torch.int32).clamp_(0, 255).reshape(rows, n)
-    flat = levels.add_(offsets.unsqueeze(1)).reshape(-1)
+    flat = levels.add_(offsets).reshape(-1)
     if images.device.type == "cpu":
         hist = torch.bincount(flat, minlength=rows * 256)
     else:  # CUDA's bincount reads the largest value on the host: a synchronisation
         index = flat.long()
         hist = torch.zeros(rows * 256, dtype=torch.int64, device=images.device)
         hist.scatter_add_(0, index, torch.ones_like(index))
-    hist = hist.reshape(rows, 256)
-    cumulative = hist.cumsum(dim=1)
+    # The small table arithmetic below runs in floating point, cheaper than int64 division
+    # on CPU and exact: every operand is an integer below 1.5 * H * W, and the floor of a
+    # quotient a / s of such integers is exact when a relative gap of 1 / a (the least
+    # distance of a non-integer quotient from the next integer, relative to it) exceeds
+    # the rounding error: float32 up to 2^20 pixels per channel, float64 beyond.
+    hist = hist.to(torch.float32 if n <= 1 << 20 else torch.float64).reshape(rows, 256)
+    below = hist.cumsum(dim=1).sub_(hist)  # count below each level
     # PIL ignores the count of the highest level present in the channel (truncation is
     # monotone: the level of the largest value).
     top = (images.reshape(rows, n).amax(dim=1, keepdim=True) * (256.0 - 1e-3)).to(torch.int64)
-    top = top.clamp_(0, 255)
-    top_count = hist.gather(1, top)
-    step = (n - top_count) // 255  # [B*C, 1]
-    safe_step = step.clamp(min=1)
-    # Level k maps to (cumulative count below k + step // 2) // step.
-    lut = ((cumulative - hist + safe_step // 2) // safe_step).clamp_(0, 255)
+    top_count = hist.gather(1, top.clamp_(0, 255))
+    step = top_count.neg_().add_(n).div_(255.0).floor_()  # [B*C, 1]
+    # Level k maps to (count below k + step // 2) // step.
+    lut = below.add_(step.mul(0.5).floor_()).div_(step.clamp(min=1.0)).floor_().clamp_(0, 255)
     # Channels with step 0 keep their levels: an identity table (cheaper than choosing
     # per pixel afterwards).
-    identity = torch.arange(256, device=images.device).expand_as(lut)
-    table = torch.where(step > 0, lut, identity).to(images.dtype) * (1.0 / 255.0)  # as torchvision scales
+    table = torch.where(step > 0, lut, identity).to(images.dtype).mul_(1.0 / 255.0)  # as torchvision
     if inplace:
         torch.index_select(table.reshape(-1), 0, flat, out=images.view(-1))
         return images
     return table.reshape(-1).index_select(0, flat).reshape(b, c, h, w)
+
+
+_EQUALIZE: dict[tuple, tuple[Tensor, Tensor]] = {}
+
+
+def _equalize_constants(rows: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """Per-row offsets [rows, 1] (int32, 256 apart) and the identity table [256] (float32)
+    of `equalize`, made once per (rows, device) (few sizes: subsets of one batch size)."""
+    key = (rows, str(device))
+    if key not in _EQUALIZE:
+        if len(_EQUALIZE) > 4096:
+            _EQUALIZE.clear()
+        _EQUALIZE[key] = (
+            torch.arange(0, rows * 256, 256, dtype=torch.int32, device=device).unsqueeze(1),
+            torch.arange(256, dtype=torch.float32, device=device))
+    return _EQUALIZE[key]

@@ -76,12 +76,19 @@ def box_keep(height: int, width: int, top: Tensor, left: Tensor, box_h: Tensor,
     """[B, 1, H, W] of `dtype`: 0 inside each sample's rectangle, 1 elsewhere (multiplying
     by it erases to zeros much faster than masked_fill with a broadcast mask on CPU)."""
     device = top.device
+    b = top.shape[0]
     rows = torch.arange(height, device=device).reshape(1, height)
     cols = torch.arange(width, device=device).reshape(1, width)
     top, left = top.reshape(-1, 1), left.reshape(-1, 1)
-    in_rows = ((rows >= top) & (rows < top + box_h.reshape(-1, 1))).to(dtype)  # [B, H]
-    in_cols = ((cols >= left) & (cols < left + box_w.reshape(-1, 1))).to(dtype)  # [B, W]
-    return (1.0 - in_rows.unsqueeze(2) * in_cols.unsqueeze(1)).unsqueeze(1)
+    in_rows = (rows >= top) & (rows < top + box_h.reshape(-1, 1))  # [B, H]
+    out_cols = ((cols < left) | (cols >= left + box_w.reshape(-1, 1))).to(dtype)  # [B, W]
+    # Each mask row is either all ones (outside the box's rows) or the sample's column
+    # pattern: pick it with one row gather from [B, 2, W] (faster than building the
+    # outer product with broadcast arithmetic on CPU; the same 0/1 values).
+    options = torch.cat([torch.ones(b, 1, width, dtype=dtype, device=device),
+                         out_cols.unsqueeze(1)], 1).reshape(2 * b, width)
+    which = in_rows.to(torch.long).add_(torch.arange(0, 2 * b, 2, device=device).unsqueeze(1))
+    return options.index_select(0, which.reshape(-1)).reshape(b, 1, height, width)
 
 
 def erase(images: Tensor, top: Tensor, left: Tensor, box_h: Tensor, box_w: Tensor,
