@@ -179,3 +179,18 @@ def test_sigterm_saves_a_resumable_checkpoint_and_exits_0(tiny_data, tmp_path):
     status = read_status(run)
     assert status["state"] == "stopped" and status["resume"].endswith(str(run))
     assert checkpoint.load(run / "checkpoints" / "last.pt")["position"]["epoch"] >= 1
+
+
+def test_saved_config_uses_absolute_paths_and_finished_runs_do_not_resume(tiny_data, tmp_path,
+                                                                          monkeypatch, capsys):
+    import yaml
+
+    monkeypatch.chdir(tiny_data.parent)
+    cfg = write_config(tmp_path / "c.yaml", tiny_data.name, stages=[{"epochs": 1}])  # relative root
+    run = tmp_path / "run"
+    assert main(["train", str(cfg), "--run-dir", str(run)]) == 0
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["data"]["root"] == str(tiny_data.resolve())
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run)]) == 2
+    assert "already finished" in capsys.readouterr().err

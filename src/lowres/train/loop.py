@@ -34,13 +34,25 @@ def check_new_run_dir(run_dir: Path) -> None:
                           f"with `lowres train --resume {run_dir}` or choose another --run-dir")
 
 
+def absolute_data_paths(cfg: Config) -> None:
+    """The saved config must rerun and resume from any working directory."""
+    for key in ("root", "val_dir", "cache_dir"):
+        value = getattr(cfg.data, key)
+        if value:
+            setattr(cfg.data, key, str(Path(value).expanduser().resolve()))
+
+
 def load_resume_config(run_dir: Path, overrides: list[str]) -> tuple[Config, dict]:
     cfg_path = run_dir / "config.yaml"
     if not cfg_path.is_file():
         raise LowresError(f"{run_dir} is not a lowres run directory (no config.yaml); pass the "
                           f"directory `lowres train` created")
     state = checkpoint.load(checkpoint.find(run_dir, "last"))
-    return config_mod.load(cfg_path, overrides), state
+    cfg = config_mod.load(cfg_path, overrides)
+    if state["position"]["stage"] >= len(cfg.stages):
+        raise LowresError(f"{run_dir} has already finished all {len(cfg.stages)} stages: nothing "
+                          f"to resume (start a new run to train further)")
+    return cfg, state
 
 
 def train(config_path: str | Path | None, overrides: list[str] = (), run_dir: str | Path | None = None,
@@ -62,6 +74,7 @@ def train(config_path: str | Path | None, overrides: list[str] = (), run_dir: st
             if config_path is None:
                 raise LowresError("give a CONFIG.yaml to train, or --resume RUN_DIR")
             cfg = config_mod.load(config_path, list(overrides))
+            absolute_data_paths(cfg)
             run_dir = Path(run_dir) if run_dir else default_run_dir(cfg, config_path)
             if not dry_run and dist.is_main:
                 check_new_run_dir(run_dir)
