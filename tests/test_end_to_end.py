@@ -194,3 +194,10 @@ def test_saved_config_uses_absolute_paths_and_finished_runs_do_not_resume(tiny_d
     capsys.readouterr()
     assert main(["train", "--resume", str(run)]) == 2
     assert "already finished" in capsys.readouterr().err
+
+
+def test_every_epoch_prints_one_summary_line(tiny_data, tmp_path, capsys):
+    cfg = write_config(tmp_path / "c.yaml", tiny_data)
+    assert main(["train", str(cfg), "--run-dir", str(tmp_path / "run")]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    assert len(lines) == 2 and "val loss" in lines[0] and "img/s" in lines[1]

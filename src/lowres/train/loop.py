@@ -15,7 +15,7 @@ from lowres.durations import format_duration
 from lowres.errors import LowresError
 from lowres.train import checkpoint, distributed
 from lowres.train.device import resolve
-from lowres.train.publish import publish_epoch, publish_safely
+from lowres.train.publish import epoch_line, publish_epoch, publish_safely
 from lowres.train.runner import Run, RunResult, StopFlag
 
 CUT_CHECK_EVERY = 20  # steps between stop-flag consensus checks across ranks
@@ -138,7 +138,10 @@ def _train(run: Run, state: dict | None, overrides, time_limit, pause_epochs, pa
                     return _pause(run, flag, out)
                 run.partial = None
                 run.position["step"] = 0
-                reason = publish_epoch(run, progress, time.perf_counter() - t0)
+                row, reason = publish_epoch(run, progress, time.perf_counter() - t0)
+                print(epoch_line(row, stage.epochs), file=out, flush=True)
+                if reason is not None:
+                    print(f"  {row['stage_name']} ends: {reason}", file=out, flush=True)
                 session_epochs += 1
                 if reason is not None:
                     log.event("stop", epoch=run.position["epoch"], stage=stage_i, reason=reason)

@@ -39,7 +39,8 @@ class StopRule:
         if rule.patience is not None and self.epochs_since_best >= rule.patience:
             return f"no val_acc improvement for {rule.patience} epochs (stop.patience)"
         if stage_epoch >= self.stage.epochs:
-            return f"reached the stage's {self.stage.epochs} epochs"
+            n = self.stage.epochs
+            return f"reached the stage's limit of {n} epoch{'' if n == 1 else 's'}"
         return None
 
     def describe(self) -> str:

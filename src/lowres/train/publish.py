@@ -7,8 +7,8 @@ import sys
 from lowres.train.engine import EpochProgress
 
 
-def publish_epoch(run, progress: EpochProgress, seconds: float) -> str | None:
-    """Evaluate, write the metrics row and events, save best.pt; the stop reason or None."""
+def publish_epoch(run, progress: EpochProgress, seconds: float) -> tuple[dict, str | None]:
+    """Evaluate, write the metrics row and events, save best.pt; (the row, stop reason or None)."""
     cfg, pos, data, engine = run.cfg, run.position, run.data, run.engine
     stage_i = pos["stage"]
     stage = cfg.stages[stage_i]
@@ -56,7 +56,20 @@ def publish_epoch(run, progress: EpochProgress, seconds: float) -> str | None:
             run.log.event("best", epoch=pos["epoch"], val_acc=acc, weights="ema" if use_ema else "raw")
     else:
         run.save_best(False)  # no validation split: best.pt is the latest weights
-    return run.stop.update(pos["stage_epoch"], dropped, val_acc)
+    return row, run.stop.update(pos["stage_epoch"], dropped, val_acc)
+
+
+def epoch_line(row: dict, stage_epochs: int, dropped_to: float | None = None) -> str:
+    """One line per epoch for the terminal and logs."""
+    def num(key, fmt):
+        return "-" if row.get(key) is None else format(row[key], fmt)
+    line = (f"epoch {row['epoch']:>3} {row['stage_name']} {row['stage_epoch']}/{stage_epochs}  "
+            f"train loss {num('train_loss', '.4f')} acc {num('train_acc', '.4f')}  "
+            f"val loss {num('val_loss', '.4f')} acc {num('val_acc', '.4f')}")
+    if row.get("ema_val_acc") is not None:
+        line += f" (ema {row['ema_val_acc']:.4f})"
+    line += f"  lr {row['lr']:.3g}  {num('images_per_s', '.0f')} img/s  {row['seconds']:.1f}s"
+    return line
 
 
 def _num(value):
