@@ -138,7 +138,7 @@ def _train(run: Run, state: dict | None, overrides, time_limit, pause_epochs, pa
                     return _pause(run, flag, out)
                 run.partial = None
                 run.position["step"] = 0
-                row, reason = publish_epoch(run, progress, time.perf_counter() - t0)
+                row, reason = publish_epoch(run, progress, time.perf_counter() - t0, pipeline)
                 print(epoch_line(row, stage.epochs), file=out, flush=True)
                 if reason is not None:
                     print(f"  {row['stage_name']} ends: {reason}", file=out, flush=True)

@@ -7,7 +7,8 @@ import sys
 from lowres.train.engine import EpochProgress
 
 
-def publish_epoch(run, progress: EpochProgress, seconds: float) -> tuple[dict, str | None]:
+def publish_epoch(run, progress: EpochProgress, seconds: float,
+                  pipeline) -> tuple[dict, str | None]:
     """Evaluate, write the metrics row and events, save best.pt; (the row, stop reason or None)."""
     cfg, pos, data, engine = run.cfg, run.position, run.data, run.engine
     stage_i = pos["stage"]
@@ -17,7 +18,6 @@ def publish_epoch(run, progress: EpochProgress, seconds: float) -> tuple[dict, s
     run.dist.sync_buffers(engine.module)
     if engine.ema is not None:
         run.dist.sync_buffers(engine.ema.module)
-    pipeline = run.pipeline()
     bs = cfg.train.eval_batch_size
     val_loss, val_acc = engine.evaluate(engine.module, data.val_images, data.val_labels, pipeline, bs)
     ema_loss = ema_acc = None
