@@ -12,7 +12,7 @@ import numpy as np
 
 from lowres.config import DataConfig
 from lowres.data.cache import cached_images, channel_stats
-from lowres.data.read import DatasetIndex, Split, read_dataset, read_labelled_folder
+from lowres.data.read import DatasetIndex, read_dataset, read_labelled_folder
 from lowres.errors import DataError
 
 
@@ -72,10 +72,6 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
     return np.flatnonzero(train_mask), val_idx
 
 
-def load_split(split: Split, cache_dir: str | None, desc: str) -> np.ndarray:
-    return cached_images(split.paths, cache_dir, desc=desc)
-
-
 def prepare(cfg: DataConfig, seed: int) -> Prepared:
     if not Path(cfg.root).expanduser().exists():
         raise DataError(f"data.root={cfg.root}: directory not found (set data.root=PATH to a "
@@ -89,12 +85,13 @@ def prepare(cfg: DataConfig, seed: int) -> Prepared:
                             f"{index.num_classes} classes (lower data.classes)")
         class_names = class_names[: cfg.classes]
     keep = select(labels, cfg.classes, cfg.per_class)
-    images = load_split(index.labelled, cfg.cache_dir, desc="decoding labelled images")
+    images = cached_images(index.labelled.paths, cfg.cache_dir, desc="decoding labelled images")
     # Validation: an explicit folder (data.val_dir), else the dataset's own val/, else a
     # stratified split of the labelled images.
     val_split = read_labelled_folder(cfg.val_dir, class_names) if cfg.val_dir else index.val
     if val_split is not None and len(val_split):
-        val_images = np.asarray(load_split(val_split, cfg.cache_dir, "decoding val images"))
+        val_images = np.asarray(cached_images(val_split.paths, cfg.cache_dir,
+                                              desc="decoding val images"))
         val_labels = np.asarray(val_split.labels, dtype=np.int64)
         in_classes = select(val_labels, cfg.classes, None)
         val_images, val_labels = val_images[in_classes], val_labels[in_classes]
@@ -121,5 +118,5 @@ def test_images(index: DatasetIndex, cache_dir: str | None) -> tuple[np.ndarray,
     if not index.test.paths:
         raise DataError(f"{Path(index.root) / 'test'} has no images: predict needs the test "
                         f"images in DATA/test/")
-    return (np.asarray(load_split(index.test, cache_dir, "decoding test images")),
+    return (np.asarray(cached_images(index.test.paths, cache_dir, desc="decoding test images")),
             [p.name for p in index.test.paths])

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from dataclasses import dataclass
 
 import torch
@@ -91,15 +90,3 @@ def resolve(train: TrainConfig, data: DataConfig, dataset_bytes: int = 0,
         compile=_yes(train.compile, cuda),
         resident=_yes(data.resident, resident_auto),
     )
-
-
-def maybe_compile(model: torch.nn.Module, policy: DevicePolicy) -> torch.nn.Module:
-    """torch.compile when asked; any failure falls back to eager with one line."""
-    if not policy.compile:
-        return model
-    try:
-        return torch.compile(model)
-    except Exception as exc:  # noqa: BLE001
-        print(f"lowres: torch.compile failed ({type(exc).__name__}); training without it",
-              file=sys.stderr)
-        return model
