@@ -1,10 +1,14 @@
-"""Shared fixtures: small generated datasets (no downloads), an isolated image cache."""
+"""Shared fixtures: small generated datasets (no downloads), an isolated image cache, and
+the CPU for every test that is not marked `cuda`, so the suite behaves the same on a CPU
+machine and on a GPU machine (bitwise-resume tests need the CPU's determinism, and a
+2-process test must not ask a 1-GPU machine for cuda:1)."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from lowres.data.synthetic import make_competition_dataset
 
@@ -14,6 +18,18 @@ def _isolated_cache(tmp_path_factory):
     os.environ["LOWRES_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
     os.environ["LOWRES_PROGRESS"] = "0"
     yield
+
+
+@pytest.fixture(autouse=True)
+def _cpu_unless_marked_cuda(request, monkeypatch):
+    if request.node.get_closest_marker("cuda"):
+        if not torch.cuda.is_available():
+            pytest.skip("needs a CUDA GPU")
+        return
+    # "auto" resolves to the CPU in this process. (Processes a test starts get configs
+    # from run_configs.write_config, which pins train.device=cpu; hiding GPUs through
+    # CUDA_VISIBLE_DEVICES here would hide them from the cuda tests of this process too.)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
 
 
 @pytest.fixture(scope="session")

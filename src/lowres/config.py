@@ -52,10 +52,11 @@ class TrainConfig:
     precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16
     channels_last: str = "auto"  # auto (yes: faster on CUDA and CPU) | yes | no
     compile: str = "auto"  # auto (yes on CUDA) | yes | no
+    augment_masking: str = "auto"  # auto (where on accelerators, subset on CPU) | subset | where
     cudnn_benchmark: bool = True
     ema: float = 0.0  # EMA decay of the weights (e.g. 0.999); 0 = off
-    threads: int | None = None  # CPU threads for torch; default: all cores
-    checkpoint_minutes: float = 10.0  # also save last.pt mid-epoch this often
+    threads: int | None = None  # CPU threads for torch; default: all cores (shared under torchrun)
+    checkpoint_minutes: float = 10.0  # also save last.pt mid-epoch at most this often; 0 = off
 
 
 @dataclass

@@ -15,6 +15,7 @@ _CHOICES = {
     "train.precision": ("auto", "fp32", "bf16", "fp16"),
     "train.channels_last": ("auto", "yes", "no"),
     "train.compile": ("auto", "yes", "no"),
+    "train.augment_masking": ("auto", "subset", "where"),
     "data.resident": ("auto", "yes", "no"),
 }
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -44,6 +45,9 @@ def validate(cfg: Config, require_root: bool = True) -> None:
     _check_range("model.drop_path", cfg.model.drop_path, 0.0, 0.9)
     _check_range("train.label_smoothing", cfg.train.label_smoothing, 0.0, 0.99)
     _check_range("train.ema", cfg.train.ema, 0.0, 0.999999)
+    if cfg.train.checkpoint_minutes < 0:
+        raise ConfigError(f"config key 'train.checkpoint_minutes': must be 0 (off) or positive, "
+                          f"got {cfg.train.checkpoint_minutes}")
     for where, value in (("data.classes", cfg.data.classes), ("data.per_class", cfg.data.per_class),
                          ("train.batch_size", cfg.train.batch_size),
                          ("train.eval_batch_size", cfg.train.eval_batch_size)):

@@ -42,8 +42,11 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "auto") -> 
     path = checkpoint.find(run_dir, which)
     state = checkpoint.load(path)
     cfg = config_mod.build(state["config"], require_root=False)
-    cfg.train.device = device if device != "auto" else cfg.train.device
+    # The machine predicting is not the one that trained: "auto" means this machine's
+    # best device, never the device saved in the run's config.
+    cfg.train.device = device
     cfg.train.compile = "no"  # one pass over the test set does not repay compilation
+    cfg.train.precision = "auto"  # e.g. fp16 saved from a GPU run is refused on a CPU
     meta = state["data"]
     policy = resolve(cfg.train, cfg.data)
     c, h, _ = meta["image_shape"]

@@ -59,7 +59,8 @@ def test_loader_order_is_seeded_sharded_and_resumable():
     labels = np.arange(10)
     single = EpochLoader(images, labels, 4, torch.device("cpu"), True, seed=1)
     batches = [y.tolist() for _, y in single.batches(epoch=2)]
-    assert sorted(sum(batches, [])) == list(range(10)) and single.steps_per_epoch == 3
+    assert single.steps_per_epoch == 2 and all(len(b) == 4 for b in batches)
+    assert len(set(sum(batches, []))) == 8  # full batches only; each image at most once
     assert batches[1:] == [y.tolist() for _, y in single.batches(epoch=2, start_step=1)]
     assert batches != [y.tolist() for _, y in single.batches(epoch=3)]
     ranks = [EpochLoader(images, labels, 4, torch.device("cpu"), True, seed=1, rank=r, world_size=2)
@@ -68,7 +69,23 @@ def test_loader_order_is_seeded_sharded_and_resumable():
         assert sorted(parts[0][1].tolist() + parts[1][1].tolist()) == sorted(batches[step])
 
 
-def test_loader_drops_a_last_batch_of_one():
-    images = np.zeros((9, 1, 2, 2), np.uint8)
-    loader = EpochLoader(images, np.zeros(9, np.int64), 4, torch.device("cpu"), True, seed=0)
+def test_loader_yields_full_batches_only():
+    """One batch shape per run: a compiled model never recompiles for a short last batch."""
+    images = np.zeros((11, 1, 2, 2), np.uint8)
+    loader = EpochLoader(images, np.zeros(11, np.int64), 4, torch.device("cpu"), True, seed=0)
     assert [len(y) for _, y in loader.batches(0)] == [4, 4]
+    left_out = [set(range(11)) - set(loader.permutation(e)[:8].tolist()) for e in range(6)]
+    assert len(set().union(*left_out)) > 6  # other images are left out in other epochs
+    small = EpochLoader(images[:3], np.zeros(3, np.int64), 4, torch.device("cpu"), True, seed=0)
+    assert [len(y) for _, y in small.batches(0)] == [3]  # smaller than a batch: one batch
+
+
+def test_host_gathered_loader_gives_the_resident_batches():
+    """data.resident=no on the CPU takes the accelerator's host-gather path."""
+    images = np.random.default_rng(0).integers(0, 255, (12, 3, 2, 2), dtype=np.uint8)
+    labels = np.arange(12)
+    resident = EpochLoader(images, labels, 4, torch.device("cpu"), True, seed=3)
+    gathered = EpochLoader(images, labels, 4, torch.device("cpu"), False, seed=3)
+    assert not gathered.resident
+    for (xa, ya), (xb, yb) in zip(resident.batches(1), gathered.batches(1)):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)

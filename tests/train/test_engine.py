@@ -1,7 +1,11 @@
+import copy
+
+import pytest
 import torch
 import torch.nn.functional as F
 
 from lowres.config import DataConfig, TrainConfig
+from lowres.errors import LowresError
 from lowres.train.device import resolve
 from lowres.train.engine import Engine, soft_cross_entropy
 
@@ -16,18 +20,75 @@ def test_soft_targets_with_smoothing_equal_the_hard_label_loss():
                               F.cross_entropy(logits, labels, label_smoothing=eps), atol=1e-6)
 
 
-def test_a_failing_compiled_model_falls_back_to_eager_with_one_line(capsys):
-    policy = resolve(TrainConfig(device="cpu", compile="no"), DataConfig())
-    engine = Engine(torch.nn.Linear(3, 2), policy, label_smoothing=0.0)
+def _compiled_engine(monkeypatch, model, backend):
+    """An Engine whose torch.compile uses `backend` (fast, and able to fail on purpose)."""
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda m, **kw: real_compile(m, backend=backend))
+    policy = resolve(TrainConfig(device="cpu", compile="yes"), DataConfig())
+    return Engine(model, policy, label_smoothing=0.0)
 
-    def broken(x):
-        raise RuntimeError("inductor could not build a kernel\nlong details")
 
-    engine.forward = broken  # what a compile failure at the first call looks like
-    out = engine._call(engine.forward, torch.randn(4, 3))
-    assert out.shape == (4, 2) and engine.forward is engine.train_model
+def _failing_backward_backend():
+    """Compiles the forward, fails to compile the backward: Inductor compiles the backward
+    lazily, at the first backward(), so this is where such a failure surfaces."""
+    from torch._dynamo.backends.common import aot_autograd
+
+    def backward_compiler(gm, example_inputs):
+        raise RuntimeError("inductor could not build a backward kernel\nlong details")
+    return aot_autograd(fw_compiler=lambda gm, example_inputs: gm.forward,
+                        bw_compiler=backward_compiler)
+
+
+def test_a_backward_compile_failure_falls_back_to_eager_with_one_line(monkeypatch, capsys):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    reference = copy.deepcopy(model)
+    engine = _compiled_engine(monkeypatch, model, _failing_backward_backend())
+    x, y = torch.randn(6, 3), torch.tensor([0, 1, 0, 1, 1, 0])
+    opt = torch.optim.SGD(engine.module.parameters(), lr=0.1)
+    loss, logits = engine.train_step(x, y, opt)
+    assert not engine.compiled  # eager from now on
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "torch.compile failed" in err[0]
+    assert len(err) == 1 and "torch.compile failed" in err[0] and "backward kernel" in err[0]
+    # The step that fell back is a complete, correct eager step.
+    ref_opt = torch.optim.SGD(reference.parameters(), lr=0.1)
+    ref_loss = torch.nn.functional.cross_entropy(reference(x), y)
+    ref_loss.backward()
+    ref_opt.step()
+    assert torch.allclose(loss, ref_loss.detach())
+    for a, b in zip(engine.module.parameters(), reference.parameters()):
+        assert torch.allclose(a, b)
+
+
+class ShapeBug(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.fc(x.reshape(x.shape[0], 5))  # wrong on purpose: 3 features, not 5
+
+
+def test_a_model_error_is_reported_as_itself_not_as_a_compile_failure(monkeypatch, capsys):
+    engine = _compiled_engine(monkeypatch, ShapeBug(), "eager")
+    opt = torch.optim.SGD(engine.module.parameters(), lr=0.1)
+    with pytest.raises(RuntimeError, match="shape"):
+        engine.train_step(torch.randn(4, 3), torch.tensor([0, 1, 0, 1]), opt)
+    assert "torch.compile failed" not in capsys.readouterr().err
+
+
+class OutOfMemory(torch.nn.Module):
+    def forward(self, x):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+def test_out_of_memory_is_one_line_naming_the_batch_size():
+    policy = resolve(TrainConfig(device="cpu", compile="no"), DataConfig())
+    engine = Engine(OutOfMemory(), policy, label_smoothing=0.0)
+    with pytest.raises(LowresError, match="out of memory on cpu at 4 images per step: lower "
+                                          "train.batch_size"):
+        engine.train_step(torch.randn(4, 3), torch.tensor([0, 1, 0, 1]),
+                          torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1))
 
 
 def test_cpu_policy_defaults():

@@ -5,7 +5,6 @@ subset on CPU, on the whole batch blended with torch.where on accelerators (no
 data-dependent shapes, hence no device-to-host synchronisation)."""
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Iterator
@@ -79,10 +78,9 @@ def _show(value: Any) -> str:
 # How an op reaches the samples that drew it (see `apply_masked`): "subset" gathers them,
 # "where" computes the whole batch and blends. None: "where" on accelerators, where a
 # data-dependent subset size would cost a device-to-host synchronisation, else "subset".
+# Training chooses through the device policy (train.augment_masking) with `forced_masking`.
 MASKING_MODES = ("subset", "where")
-_forced_mode: str | None = os.environ.get("LOWRES_AUGMENT_MASKING") or None
-if _forced_mode is not None and _forced_mode not in MASKING_MODES:
-    raise ValueError(f"LOWRES_AUGMENT_MASKING must be one of {MASKING_MODES}, got {_forced_mode!r}")
+_forced_mode: str | None = None
 
 
 def masking_mode(device: torch.device) -> str:

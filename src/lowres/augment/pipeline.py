@@ -22,6 +22,18 @@ def to_float(images: Tensor) -> Tensor:
     return images.to(torch.float32, copy=True)
 
 
+def same_device(a: torch.device, b: torch.device) -> bool:
+    """Whether two devices are the same; an index-less CUDA device means the current one
+    (torch.Generator(device="cuda").device has no index, its tensors do)."""
+    a, b = torch.device(a), torch.device(b)
+    if a.type != b.type:
+        return False
+    if a.type != "cuda":
+        return a.index == b.index or None in (a.index, b.index)
+    current = torch.cuda.current_device()
+    return (a.index if a.index is not None else current) == (b.index if b.index is not None else current)
+
+
 class Pipeline:
     def __init__(self, ops: list[Op], mean: Sequence[float], std: Sequence[float],
                  num_classes: int) -> None:
@@ -42,7 +54,7 @@ class Pipeline:
         """Augmented float32 images in 0..1 (not normalised) and the targets."""
         if images.ndim != 4 or images.shape[1] not in (1, 3):
             raise ValueError(f"expected images [B, 1 or 3, H, W], got {tuple(images.shape)}")
-        if images.device != torch.device(generator.device):
+        if not same_device(images.device, generator.device):
             raise ValueError(f"images are on {images.device} but the generator on {generator.device}")
         if images.device.type == "cpu":
             retain_freed_memory()  # once per process: see cpu_memory

@@ -21,13 +21,15 @@ EPOCH_SEED_STRIDE = 1_000_003  # keeps (seed, epoch) pairs from colliding
 
 
 def batch_bounds(n: int, batch_size: int, world_size: int = 1) -> list[tuple[int, int]]:
-    """[start, end) of every global batch of an epoch of n images."""
-    bounds = [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
-    # A last batch smaller than 2 per rank would break batch norm in training: drop it
-    # (the epoch's order is random, so no image is dropped systematically).
-    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < 2 * world_size:
-        bounds.pop()
-    return bounds
+    """[start, end) of every global training batch of an epoch of n images: full batches
+    only. One batch shape for the whole run keeps a compiled model from recompiling (or
+    going dynamic) for a smaller last batch, and batch norm from a tiny one; the epoch's
+    order is random, so the up to batch_size - 1 images left out differ every epoch. A
+    dataset smaller than one batch trains on one batch of all of it."""
+    full = n // batch_size
+    if full == 0:
+        return [(0, n)] if n >= 2 * world_size else []
+    return [(i * batch_size, (i + 1) * batch_size) for i in range(full)]
 
 
 class EpochLoader:
@@ -42,11 +44,12 @@ class EpochLoader:
         self.world_size = world_size
         host_images = torch.from_numpy(np.ascontiguousarray(images))
         host_labels = torch.from_numpy(np.asarray(labels, dtype=np.int64))
-        self.resident = resident or device.type == "cpu"
+        self.resident = resident
+        self.pin = device.type == "cuda"  # pinned pages make the host->device copy asynchronous
         if self.resident:
             self.images = host_images.to(device)
             self.labels = host_labels.to(device)
-        else:
+        else:  # a gather on the host per batch, then a copy (also on the CPU, to test it)
             self.images = host_images
             self.labels = host_labels
 
@@ -71,8 +74,9 @@ class EpochLoader:
             if self.resident:
                 yield self.images[idx], self.labels[idx]
             else:
-                x = self.images[idx].pin_memory()
-                y = self.labels[idx].pin_memory()
+                x, y = self.images[idx], self.labels[idx]
+                if self.pin:
+                    x, y = x.pin_memory(), y.pin_memory()
                 yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
 

@@ -1,7 +1,11 @@
-"""The device policy: one place decides device, precision, memory format and compilation.
+"""The device policy: one place decides device, precision, memory format, compilation,
+where the dataset lives and how augmentation reaches the samples that drew an op.
 
-The rest of the code calls `policy.autocast()` and `policy.prepare(model)` and never
-branches on the device type.
+Everything here is a choice the CPU can also make (bf16 autocast, torch.compile with
+Inductor, "where" augmentation, a host-resident dataset), which is how the accelerator
+path is tested on machines without one. Code elsewhere reads the policy's fields; the
+only other device-type branches are those that cannot be otherwise (pinned memory, CUDA
+RNG state, the CUDA synchronisation at an epoch end).
 """
 from __future__ import annotations
 
@@ -19,11 +23,12 @@ DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 
 @dataclass
 class DevicePolicy:
-    device: torch.device
+    device: torch.device  # always with an index on CUDA ("cuda:0", never "cuda")
     amp_dtype: torch.dtype | None  # None = full fp32
     channels_last: bool
     compile: bool
     resident: bool  # the uint8 dataset lives on the device
+    augment_masking: str = "subset"  # "subset" (gather, CPU) or "where" (fixed shapes, no syncs)
 
     @property
     def needs_scaler(self) -> bool:
@@ -36,31 +41,53 @@ class DevicePolicy:
 
     def describe(self) -> str:
         precision = {None: "fp32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}
+        where = "in memory" if self.device.type == "cpu" and self.resident else (
+            "on device" if self.resident else "gathered on the host per batch")
         return (f"{self.device} | {precision[self.amp_dtype]} | "
                 f"channels_last={'on' if self.channels_last else 'off'} | "
-                f"compile={'on' if self.compile else 'off'} | "
-                f"dataset {'in memory' if self.device.type == 'cpu' else ('on device' if self.resident else 'in pinned host memory')}")
+                f"compile={'on' if self.compile else 'off'} | dataset {where} | "
+                f"augment {self.augment_masking}")
 
 
 def _yes(value: str, auto: bool) -> bool:
     return auto if value == "auto" else value == "yes"
 
 
+def cuda_device(name: str, local_rank: int | None, world_size: int) -> torch.device:
+    """The CUDA device of this process, always with an index: a bare "cuda" would give a
+    torch.Generator whose device ("cuda") differs from its tensors' ("cuda:0")."""
+    if not torch.cuda.is_available():
+        raise ConfigError(f"train.device={name} but no CUDA GPU is available "
+                          f"(use train.device=cpu or auto)")
+    count = torch.cuda.device_count()
+    if world_size > 1:
+        if name != "cuda":
+            raise ConfigError(f"train.device={name} under torchrun: each process uses the GPU of "
+                              f"its LOCAL_RANK; use train.device=cuda (or auto) and choose GPUs "
+                              f"with CUDA_VISIBLE_DEVICES")
+        index = local_rank or 0
+        if index >= count:
+            raise ConfigError(f"torchrun started process LOCAL_RANK={index} but this machine has "
+                              f"{count} visible GPU(s): use --nproc_per_node {count} or fewer")
+        return torch.device("cuda", index)
+    index = torch.cuda.current_device() if name == "cuda" else int(name.split(":", 1)[1])
+    if index >= count:
+        raise ConfigError(f"train.device={name} but this machine has {count} visible GPU(s) "
+                          f"(cuda:0..cuda:{count - 1})")
+    return torch.device("cuda", index)
+
+
 def resolve(train: TrainConfig, data: DataConfig, dataset_bytes: int = 0,
-            local_rank: int | None = None) -> DevicePolicy:
-    if train.device == "auto":
+            local_rank: int | None = None, world_size: int = 1) -> DevicePolicy:
+    name = train.device
+    if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
+        device = cuda_device(name, local_rank, world_size)
+    elif name == "cpu":
+        device = torch.device("cpu")
     else:
-        name = train.device
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"train.device={name} but no CUDA GPU is available "
-                              f"(use train.device=cpu or auto)")
-        if local_rank is not None and name == "cuda":
-            name = f"cuda:{local_rank}"
-    elif name != "cpu":
         raise ConfigError(f"train.device={name!r} is not cpu, cuda, cuda:N or auto")
-    device = torch.device(name)
     cuda = device.type == "cuda"
     if train.precision == "auto":
         amp = torch.bfloat16 if cuda else None
@@ -69,18 +96,23 @@ def resolve(train: TrainConfig, data: DataConfig, dataset_bytes: int = 0,
         if amp is torch.float16 and not cuda:
             raise ConfigError("train.precision=fp16 needs a CUDA GPU (use bf16 or fp32 on the CPU)")
     if cuda:
+        torch.cuda.set_device(device)  # kernels, streams and RNG of this process on its GPU
         torch.backends.cudnn.benchmark = train.cudnn_benchmark
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     else:
         # Processes on one machine share its cores (torchrun sets LOCAL_WORLD_SIZE).
         per_process = max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
-        threads = train.threads or int(os.environ.get("LOWRES_THREADS", 0)) or per_process
-        torch.set_num_threads(threads)
+        torch.set_num_threads(train.threads or per_process)
     resident_auto = True
     if cuda and dataset_bytes:
         free, _ = torch.cuda.mem_get_info(device)
         resident_auto = dataset_bytes < 0.25 * free
+    masking = train.augment_masking
+    if masking == "auto":
+        # On the CPU gathering the samples that drew an op is cheapest; on an accelerator a
+        # data-dependent subset size would make the host wait for the device every op.
+        masking = "subset" if device.type == "cpu" else "where"
     return DevicePolicy(
         device=device,
         amp_dtype=amp,
@@ -89,4 +121,5 @@ def resolve(train: TrainConfig, data: DataConfig, dataset_bytes: int = 0,
         channels_last=_yes(train.channels_last, True),
         compile=_yes(train.compile, cuda),
         resident=_yes(data.resident, resident_auto),
+        augment_masking=masking,
     )

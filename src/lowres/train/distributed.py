@@ -30,19 +30,21 @@ class Context:
         dist.all_reduce(t)
         return t.tolist()
 
+    def broadcast_from_main(self, values: list[float]) -> list[float]:
+        """Rank 0's numbers on every rank (NaN passes through): decisions taken from them
+        (an LR drop, a stage end, the best epoch) are then the same everywhere."""
+        if self.world_size == 1:
+            return values
+        device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+        t = torch.tensor(values, dtype=torch.float64, device=device)
+        dist.broadcast(t, src=0)
+        return t.tolist()
+
     def broadcast_flag(self, flag: bool) -> bool:
         """True on every rank when any rank says True (a signal seen by one stops all)."""
         if self.world_size == 1:
             return flag
         return self.all_reduce_sum([1.0 if flag else 0.0])[0] > 0
-
-    def sync_buffers(self, module: torch.nn.Module) -> None:
-        """Give every rank rank 0's buffers (batch-norm statistics) so that evaluation,
-        and every decision taken from it (plateau, stop, best), is the same on all ranks."""
-        if self.world_size == 1:
-            return
-        for buffer in module.buffers():
-            dist.broadcast(buffer.data, src=0)
 
     def barrier(self) -> None:
         if self.world_size > 1:

@@ -14,11 +14,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lowres.augment.base import forced_masking
 from lowres.data.loader import EpochLoader, eval_batches
+from lowres.errors import LowresError
 from lowres.progress import bar
+from lowres.train.sync_check import intended_sync
 from lowres.train.device import DevicePolicy
 from lowres.train.ema import EMA
 from lowres.train.optim import Schedule, set_lr
+
+
+# What the training loop tells an epoch after each step (see Engine.train_epoch).
+CONTINUE, SAVE, CUT = "continue", "save", "cut"
+REFRESH_SECONDS = 0.5  # progress-bar refresh period: each refresh reads device sums
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, smoothing: float) -> torch.Tensor:
@@ -62,22 +70,56 @@ class Engine:
             self.train_model = DistributedDataParallel(self.module, device_ids=ids)
         self.forward = self.train_model
         if policy.compile:
-            self.forward = torch.compile(self.train_model)
+            # Static shapes: the training loader only yields full batches, so one graph
+            # serves the whole run and no batch size triggers a recompile.
+            self.forward = torch.compile(self.train_model, dynamic=False)
         self.smoothing = label_smoothing
         self.scaler = torch.amp.GradScaler("cuda") if policy.needs_scaler else None
 
-    def _call(self, model_fn: Callable, x: torch.Tensor) -> torch.Tensor:
-        """Run the (maybe compiled) model; a compile failure falls back to eager, once."""
+    @property
+    def compiled(self) -> bool:
+        return self.forward is not self.train_model
+
+    def train_step(self, x: torch.Tensor, targets: torch.Tensor,
+                   optimizer: torch.optim.Optimizer) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward, backward and optimizer step on one batch; (loss, logits), both detached.
+
+        Compilation happens lazily, the forward at the first call and the backward at the
+        first `backward()`, so the whole step runs under the fallback: a compile failure in
+        either falls back to eager once, with one line. An error that eager also raises (a
+        shape bug) is that error, not a compile failure; running out of memory is its own
+        one-line error."""
         try:
-            return model_fn(x)
-        except Exception as exc:  # noqa: BLE001
-            if model_fn is not self.forward or self.forward is self.train_model:
+            return self._step(self.forward, x, targets, optimizer)
+        except torch.OutOfMemoryError:
+            raise LowresError(
+                f"out of memory on {self.policy.device} at {x.shape[0]} images per step: lower "
+                f"train.batch_size (or use train.precision=bf16)") from None
+        except Exception as exc:  # noqa: BLE001 (any compile failure; eager decides below)
+            if not self.compiled:
                 raise
-            print(f"lowres: torch.compile failed ({type(exc).__name__}: "
-                  f"{str(exc).splitlines()[0][:120] if str(exc) else ''}); continuing without it",
-                  file=sys.stderr)
+            optimizer.zero_grad(set_to_none=True)
+            result = self._step(self.train_model, x, targets, optimizer)
+            first = str(exc).splitlines()[0][:160] if str(exc) else ""
+            print(f"lowres: torch.compile failed ({type(exc).__name__}: {first}); continuing "
+                  f"without it", file=sys.stderr)
             self.forward = self.train_model
-            return self.train_model(x)
+            return result
+
+    def _step(self, model_fn: Callable, x: torch.Tensor, targets: torch.Tensor,
+              optimizer: torch.optim.Optimizer) -> tuple[torch.Tensor, torch.Tensor]:
+        with self.policy.autocast():
+            logits = model_fn(x)
+        loss = soft_cross_entropy(logits.float(), targets, self.smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(optimizer)  # reads the inf check on the host: fp16 only
+            self.scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        return loss.detach(), logits.detach()
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         if self.policy.channels_last:
@@ -86,9 +128,14 @@ class Engine:
 
     def train_epoch(self, loader: EpochLoader, epoch: int, pipeline, optimizer: torch.optim.Optimizer,
                     schedule: Schedule, step_offset: int, aug_generator: torch.Generator,
-                    resume: EpochProgress | None = None, should_cut: Callable[[], bool] = lambda: False,
+                    resume: EpochProgress | None = None,
+                    control: Callable[[], str] = lambda: CONTINUE,
+                    save: Callable[[EpochProgress], None] = lambda progress: None,
                     desc: str = "") -> EpochProgress:
-        """Train one epoch (or its rest, from `resume`); stop early when `should_cut()`."""
+        """Train one epoch (or its rest, from `resume`).
+
+        After every step `control()` says what to do: CONTINUE, SAVE (call `save` with the
+        epoch's progress so far, a mid-epoch checkpoint, and go on) or CUT (stop here)."""
         state = resume or EpochProgress()
         self.train_model.train()
         device = self.policy.device
@@ -100,46 +147,48 @@ class Engine:
         progress.update(state.step)
         start = time.perf_counter()
         last_refresh = start
-        for x_u8, y in loader.batches(epoch, start_step=state.step):
-            lr = schedule.lr_at(step_offset + state.step)
-            set_lr(optimizer, lr)
-            x, targets = pipeline(x_u8, y, aug_generator)
-            x = self._prepare(x)
-            with self.policy.autocast():
-                logits = self._call(self.forward, x)
-            loss = soft_cross_entropy(logits.float(), targets, self.smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            if self.scaler is not None:
-                self.scaler.scale(loss).backward()
-                self.scaler.step(optimizer)
-                self.scaler.update()
-            else:
-                loss.backward()
-                optimizer.step()
-            if self.ema is not None:
-                self.ema.update()
-            loss_sum += loss.detach().double() * y.shape[0]
-            correct += (logits.detach().argmax(dim=1) == y).sum()
-            seen += y.shape[0]
-            state.step += 1
-            progress.update(1)
-            now = time.perf_counter()
-            if progress.disable is False and now - last_refresh > 0.5:  # sync only to show
-                last_refresh = now
-                total_seen = state.seen + seen
-                progress.set_postfix_str(
-                    f"loss {(state.loss_sum + loss_sum.item()) / total_seen:.3f} "
-                    f"acc {(state.correct + correct.item()) / total_seen:.3f} "
-                    f"lr {lr:.3g} {seen / (now - start):.0f} img/s")
-            if should_cut() and state.step < steps:
-                state.cut = True
-                break
+
+        def so_far() -> EpochProgress:  # reads the device sums: a sync, only when asked
+            return EpochProgress(step=state.step, loss_sum=state.loss_sum + float(loss_sum.item()),
+                                 correct=state.correct + int(correct.item()),
+                                 seen=state.seen + seen,
+                                 seconds=state.seconds + time.perf_counter() - start)
+
+        with forced_masking(self.policy.augment_masking):
+            for x_u8, y in loader.batches(epoch, start_step=state.step):
+                lr = schedule.lr_at(step_offset + state.step)
+                set_lr(optimizer, lr)
+                x, targets = pipeline(x_u8, y, aug_generator)
+                loss, logits = self.train_step(self._prepare(x), targets, optimizer)
+                if self.ema is not None:
+                    self.ema.update()
+                loss_sum += loss.double() * y.shape[0]
+                correct += (logits.argmax(dim=1) == y).sum()
+                seen += y.shape[0]
+                state.step += 1
+                progress.update(1)
+                now = time.perf_counter()
+                if progress.disable is False and now - last_refresh > REFRESH_SECONDS:
+                    last_refresh = now
+                    with intended_sync("progress refresh"):
+                        shown = so_far()
+                    progress.set_postfix_str(
+                        f"loss {shown.loss_sum / shown.seen:.3f} acc {shown.correct / shown.seen:.3f} "
+                        f"lr {lr:.3g} {seen / (now - start):.0f} img/s")
+                action = control()
+                if action == SAVE and state.step < steps:
+                    with intended_sync("mid-epoch checkpoint"):
+                        save(so_far())
+                elif action == CUT and state.step < steps:
+                    state.cut = True
+                    break
         progress.close()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        state.seconds += time.perf_counter() - start
-        state.loss_sum += float(loss_sum.item())
-        state.correct += int(correct.item())
+        with intended_sync("epoch end"):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            state.seconds += time.perf_counter() - start
+            state.loss_sum += float(loss_sum.item())
+            state.correct += int(correct.item())
         state.seen += seen
         return state
 

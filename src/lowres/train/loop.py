@@ -16,9 +16,7 @@ from lowres.errors import LowresError
 from lowres.train import checkpoint, distributed
 from lowres.train.device import resolve
 from lowres.train.publish import epoch_line, publish_epoch, publish_safely
-from lowres.train.runner import Run, RunResult, StopFlag
-
-CUT_CHECK_EVERY = 20  # steps between stop-flag consensus checks across ranks
+from lowres.train.runner import Run, RunResult, StepControl, StopFlag
 
 
 def default_run_dir(cfg: Config, config_path: str | Path | None) -> Path:
@@ -79,7 +77,8 @@ def train(config_path: str | Path | None, overrides: list[str] = (), run_dir: st
             if not dry_run and dist.is_main:
                 check_new_run_dir(run_dir)
         data = prepare(cfg.data, cfg.seed)
-        policy = resolve(cfg.train, cfg.data, data.train_images.nbytes, dist.local_rank)
+        policy = resolve(cfg.train, cfg.data, data.train_images.nbytes, dist.local_rank,
+                         dist.world_size)
         run = Run(cfg, run_dir, data, policy, dist) if not dry_run else None
         if dry_run:
             from lowres.train.dry_run import dry_run as do_dry_run  # noqa: PLC0415
@@ -111,6 +110,7 @@ def _train(run: Run, state: dict | None, overrides, time_limit, pause_epochs, pa
     print(f"lowres: training {log.dir} on {run.policy.describe()}", file=out)
     flag = StopFlag(time_limit, pause_epochs, pause_steps)
     flag.install()
+    control = StepControl(flag, cfg.train.checkpoint_minutes, dist)
     session_epochs = 0
     try:
         while run.position["stage"] < len(cfg.stages):
@@ -124,8 +124,8 @@ def _train(run: Run, state: dict | None, overrides, time_limit, pause_epochs, pa
                 progress = run.engine.train_epoch(
                     run.loader, run.position["epoch"], pipeline, run.optimizer, run.schedule,
                     step_offset=run.position["stage_epoch"] * run.loader.steps_per_epoch,
-                    aug_generator=run.aug_gen, resume=run.partial,
-                    should_cut=_cut_check(flag, dist),
+                    aug_generator=run.aug_gen, resume=run.partial, control=control,
+                    save=run.save_mid_epoch,
                     desc=f"{stage.name or f'stage{stage_i + 1}'} ep {run.position['stage_epoch'] + 1}")
                 run.elapsed += time.perf_counter() - t0
                 if progress.cut:
@@ -148,6 +148,7 @@ def _train(run: Run, state: dict | None, overrides, time_limit, pause_epochs, pa
                     log.event("stage_end", epoch=run.position["epoch"], stage=stage_i)
                     run.position.update(stage=stage_i + 1, stage_epoch=0, started=False)
                 run.save_last()
+                control.saved()
                 publish_safely(run)
                 if dist.broadcast_flag(flag.epoch_done(session_epochs)) and \
                         run.position["stage"] < len(cfg.stages):
@@ -155,42 +156,36 @@ def _train(run: Run, state: dict | None, overrides, time_limit, pause_epochs, pa
                     return _pause(run, flag, out)
                 if reason is not None:
                     break
+        run.writer.wait_checkpoints()  # "finished" only once last.pt is on disk
         log.event("run_end", epoch=run.position["epoch"], best_val_acc=run.best["val_acc"],
                   elapsed=run.elapsed)
         log.set_status("finished", epochs=run.position["epoch"], best_val_acc=run.best["val_acc"])
-        publish_safely(run)
+        publish_safely(run, final=True)
         best = run.best["val_acc"]
         print(f"lowres: finished {run.position['epoch']} epochs in {format_duration(run.elapsed)}"
               + (f", best val acc {best:.4f} (epoch {run.best['epoch']})" if best is not None else "")
               + f"\n  run directory: {log.dir}\n  report: {log.dir / 'report.html'}", file=out)
         return RunResult(log.dir, "finished", run.position["epoch"], best)
-    except BaseException:
+    except BaseException as exc:
+        try:
+            run.writer.close()  # what was submitted still lands; its own errors come second
+        except Exception:  # noqa: BLE001
+            pass
         if dist.is_main and log.dir.exists():
-            log.set_status("failed" if not isinstance(sys.exc_info()[1], KeyboardInterrupt)
-                           else "stopped")
+            log.set_status("stopped" if isinstance(exc, KeyboardInterrupt) else "failed")
         raise
     finally:
         flag.restore()
-
-
-def _cut_check(flag: StopFlag, dist: distributed.Context):
-    if dist.world_size == 1:
-        return flag
-
-    def check() -> bool:  # every rank must cut at the same step
-        local = flag()
-        if flag.steps % CUT_CHECK_EVERY:
-            return False
-        return dist.broadcast_flag(local)
-    return check
+        run.writer.close()
 
 
 def _pause(run: Run, flag: StopFlag, out) -> RunResult:
     run.save_last()
+    run.writer.wait_checkpoints()  # the resume command below must find last.pt
     run.log.event("interrupted", epoch=run.position["epoch"], stage=run.position["stage"],
                   step=run.position["step"], reason=flag.reason)
     run.log.set_status("stopped", reason=flag.reason, resume=f"lowres train --resume {run.log.dir}")
-    publish_safely(run)
+    publish_safely(run, final=True)
     print(f"lowres: {flag.reason}; saved {run.log.checkpoint_dir / 'last.pt'} "
           f"(epoch {run.position['epoch']}, step {run.position['step']}).\n"
           f"  resume with: lowres train --resume {run.log.dir}", file=out)

@@ -15,15 +15,7 @@ def publish_epoch(run, progress: EpochProgress, seconds: float,
     stage = cfg.stages[stage_i]
     loss_sum, correct, seen = run.dist.all_reduce_sum(
         [progress.loss_sum, float(progress.correct), float(progress.seen)])
-    run.dist.sync_buffers(engine.module)
-    if engine.ema is not None:
-        run.dist.sync_buffers(engine.ema.module)
-    bs = cfg.train.eval_batch_size
-    val_loss, val_acc = engine.evaluate(engine.module, data.val_images, data.val_labels, pipeline, bs)
-    ema_loss = ema_acc = None
-    if engine.ema is not None:
-        ema_loss, ema_acc = engine.evaluate(engine.ema.module, data.val_images, data.val_labels,
-                                            pipeline, bs)
+    val_loss, val_acc, ema_loss, ema_acc = _evaluate_on_main(run, pipeline)
     lr = run.schedule.lr_at((pos["stage_epoch"] + 1) * run.loader.steps_per_epoch - 1)
     pos["epoch"] += 1
     pos["stage_epoch"] += 1
@@ -59,6 +51,24 @@ def publish_epoch(run, progress: EpochProgress, seconds: float,
     return row, run.stop.update(pos["stage_epoch"], dropped, val_acc)
 
 
+def _evaluate_on_main(run, pipeline) -> tuple[float, float, float | None, float | None]:
+    """Rank 0 evaluates and every rank takes its numbers: the plateau, stop and best
+    decisions are then the same on all ranks by construction (bf16 or cuDNN autotuning
+    could otherwise make two ranks see different accuracies and part ways)."""
+    engine, data, bs = run.engine, run.data, run.cfg.train.eval_batch_size
+    nan = float("nan")
+    values = [nan, nan, nan, nan]
+    if run.dist.is_main:
+        values[:2] = engine.evaluate(engine.module, data.val_images, data.val_labels, pipeline, bs)
+        if engine.ema is not None:
+            values[2:] = engine.evaluate(engine.ema.module, data.val_images, data.val_labels,
+                                         pipeline, bs)
+    val_loss, val_acc, ema_loss, ema_acc = run.dist.broadcast_from_main(values)
+    if engine.ema is None:
+        ema_loss = ema_acc = None
+    return val_loss, val_acc, ema_loss, ema_acc
+
+
 def epoch_line(row: dict, stage_epochs: int, dropped_to: float | None = None) -> str:
     """One line per epoch for the terminal and logs."""
     def num(key, fmt):
@@ -76,10 +86,17 @@ def _num(value):
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
-def publish_safely(run) -> None:
-    """Plots and report.html after every epoch; a failure here never stops training."""
-    if not run.dist.is_main:
+def publish_safely(run, final: bool = False) -> None:
+    """Plots and report.html after an epoch, in the background (a refresh still running is
+    not queued twice); `final` waits for it. A failure here never stops training."""
+    if not run.dist.is_main or not (run.cfg.track.plots or run.cfg.track.report):
         return
+    run.writer.report(lambda: _refresh(run))
+    if final:
+        run.writer.wait()
+
+
+def _refresh(run) -> None:
     try:
         from lowres.track.plots import write_run_plots  # noqa: PLC0415
         from lowres.track.report import write_run_report  # noqa: PLC0415

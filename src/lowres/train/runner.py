@@ -23,9 +23,10 @@ from lowres.data.prepare import Prepared
 from lowres.models import build_model
 from lowres.track.runlog import RunLog
 from lowres.track.tensorboard import TensorBoardLogger
-from lowres.train import checkpoint, distributed
+from lowres.train import checkpoint, distributed, rng
+from lowres.train.background import BackgroundWriter, snapshot
 from lowres.train.device import DevicePolicy
-from lowres.train.engine import Engine, EpochProgress
+from lowres.train.engine import CONTINUE, CUT, SAVE, Engine, EpochProgress
 from lowres.train.optim import Schedule, build_optimizer
 from lowres.train.plan import StopRule
 
@@ -85,6 +86,40 @@ class StopFlag:
             signal.signal(sig, old)
 
 
+class StepControl:
+    """What the epoch does after each step: CUT when the StopFlag is up, SAVE a mid-epoch
+    checkpoint when `checkpoint_minutes` have passed since the last one, else CONTINUE.
+    Under DDP every rank must take the same action at the same step: the ranks agree every
+    CONSENSUS_EVERY steps (rank 0's clock decides a SAVE, any rank's flag a CUT)."""
+
+    CONSENSUS_EVERY = 20
+
+    def __init__(self, flag: StopFlag, checkpoint_minutes: float, dist: distributed.Context,
+                 clock=time.monotonic):
+        self.flag, self.dist, self.clock = flag, dist, clock
+        self.period = checkpoint_minutes * 60.0
+        self.last_save = clock()
+
+    def saved(self) -> None:
+        """A checkpoint was just written (mid-epoch or at an epoch end): restart the clock."""
+        self.last_save = self.clock()
+
+    def __call__(self) -> str:
+        cut = self.flag()
+        save = self.period > 0 and self.clock() - self.last_save >= self.period
+        if self.dist.world_size > 1:
+            if self.flag.steps % self.CONSENSUS_EVERY:
+                return CONTINUE
+            cut = self.dist.broadcast_flag(cut)
+            save = self.dist.broadcast_from_main([1.0 if save else 0.0])[0] > 0
+        if cut:
+            return CUT
+        if save:
+            self.saved()
+            return SAVE
+        return CONTINUE
+
+
 class Run:
     """Everything a training run holds between epochs."""
 
@@ -111,6 +146,7 @@ class Run:
         self.stop: StopRule | None = None
         self.elapsed = 0.0
         self.best = {"val_acc": None, "epoch": None}
+        self.writer = BackgroundWriter()
 
     # ------------------------------------------------------------------ stages
     def start_stage(self) -> None:
@@ -141,7 +177,10 @@ class Run:
                 "image_shape": list(self.data.image_shape), "layout": index.layout,
                 "root": str(index.root)}
 
-    def state(self, kind: str) -> dict:
+    def state(self, kind: str, position: dict | None = None,
+              partial: EpochProgress | None = None) -> dict:
+        """The checkpoint contents (train/checkpoint.py lists every key); live tensors."""
+        partial = partial if partial is not None else self.partial
         return {
             "kind": kind,
             "config": config_mod.to_dict(self.cfg),
@@ -152,28 +191,39 @@ class Run:
             "schedule": self.schedule.state_dict() if self.schedule else None,
             "stop": self.stop.state_dict() if self.stop else None,
             "scaler": self.engine.scaler.state_dict() if self.engine.scaler else None,
-            "position": dict(self.position),
-            "partial": self.partial.as_dict() if self.partial else None,
-            "rng": {"torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                    "augment": self.aug_gen.get_state()},
+            "position": dict(position or self.position),
+            "partial": partial.as_dict() if partial else None,
+            "rng": rng.capture(self.aug_gen, self.policy.device),
             "elapsed": self.elapsed,
             "best": dict(self.best),
         }
 
-    def save_last(self) -> None:
+    def save_last(self, position: dict | None = None, partial: EpochProgress | None = None) -> None:
+        """last.pt: a snapshot now, written by the background writer."""
         if self.dist.is_main:
-            checkpoint.save(self.state("last"), self.log.checkpoint_dir / "last.pt")
+            state = snapshot(self.state("last", position, partial))
+            path = self.log.checkpoint_dir / "last.pt"
+            self.writer.checkpoint(lambda: checkpoint.save(state, path))
+
+    def save_mid_epoch(self, progress: EpochProgress) -> None:
+        """A mid-epoch last.pt (train.checkpoint_minutes): resuming from it replays the rest
+        of the epoch exactly. Called on every rank at the same step (the sums are summed)."""
+        loss_sum, correct, seen = self.dist.all_reduce_sum(
+            [progress.loss_sum, float(progress.correct), float(progress.seen)])
+        summed = EpochProgress(step=progress.step, loss_sum=loss_sum, correct=int(correct),
+                               seen=int(seen), seconds=progress.seconds)
+        self.save_last(dict(self.position, step=progress.step), summed)
 
     def save_best(self, use_ema: bool) -> None:
         if not self.dist.is_main:
             return
         weights = self.engine.ema.state_dict() if use_ema else self.engine.module.state_dict()
-        checkpoint.save({"kind": "best", "config": config_mod.to_dict(self.cfg),
-                         "data": self.data_meta(), "model": weights, "ema": None,
-                         "position": dict(self.position), "best": dict(self.best),
-                         "weights": "ema" if use_ema else "raw"},
-                        self.log.checkpoint_dir / "best.pt")
+        state = snapshot({"kind": "best", "config": config_mod.to_dict(self.cfg),
+                          "data": self.data_meta(), "model": weights, "ema": None,
+                          "position": dict(self.position), "best": dict(self.best),
+                          "weights": "ema" if use_ema else "raw"})
+        path = self.log.checkpoint_dir / "best.pt"
+        self.writer.checkpoint(lambda: checkpoint.save(state, path))
 
     def restore(self, state: dict) -> None:
         self.engine.module.load_state_dict(state["model"])
@@ -198,14 +248,15 @@ class Run:
             self.partial = EpochProgress(**state["partial"])
             if not self.dist.is_main:  # the saved sums cover all ranks: count them once
                 self.partial = EpochProgress(step=self.partial.step)
-        torch.set_rng_state(state["rng"]["torch"])
-        if state["rng"]["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        self.aug_gen.set_state(state["rng"]["augment"])
+        # Streams that cannot continue (other ranks, another device type) are reseeded
+        # from where the run stands (exact resume is promised for one process, one device).
+        offset = (self.position["epoch"] * 100_003 + self.position["step"]) * 7919 + self.dist.rank
+        note = rng.restore(state["rng"], self.aug_gen, self.policy.device,
+                           reseed=self.cfg.seed * 1_000_003 + offset)
+        if note and self.dist.is_main:
+            self.log.event("warning", message=note)
+            print(f"lowres: note: {note}", file=sys.stderr)
         if not self.dist.is_main:
-            # Rank 0's saved streams continue on rank 0; other ranks draw their own, derived
-            # from where the run stands (exact resume is promised for one process).
-            offset = (self.position["epoch"] * 100_003 + self.position["step"]) * 7919 + self.dist.rank
             torch.manual_seed(self.cfg.seed + offset)
             self.aug_gen.manual_seed(self.cfg.seed * 1_000_003 + offset)
         self.elapsed = state["elapsed"]
