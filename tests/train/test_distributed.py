@@ -1,4 +1,5 @@
 """torchrun with 2 CPU processes (gloo) against one process with the same global batch."""
+import json
 import os
 import subprocess
 import sys
@@ -43,3 +44,50 @@ def test_two_processes_match_one_and_resume_with_another_count(tiny_data, tmp_pa
     events = [e["event"] for e in read_events(two)]
     assert events.count("run_start") == 1 and events.count("resume") == 1
     assert [e["world_size"] for e in read_events(two) if "world_size" in e] == [2, 1]
+
+
+DRIVER = '''
+import json, os, sys
+from lowres.train import engine, optim
+rank = int(os.environ["RANK"])
+calls = [0]
+
+def evaluate(self, model, images, labels, pipeline, batch_size):
+    # Two ranks that see different accuracies (bf16, cuDNN autotuning): rank 0's rise,
+    # rank 1's fall, so a plateau rule taken per rank would lower only rank 1's LR.
+    calls[0] += 1
+    return 1.0, 0.5 + (0.1 if rank == 0 else -0.1) * calls[0]
+
+engine.Engine.evaluate = evaluate
+drops = []
+epoch_end = optim.Schedule.epoch_end
+
+def recorded(self, metrics):
+    dropped = epoch_end(self, metrics)
+    drops.append(bool(dropped))
+    return dropped
+
+optim.Schedule.epoch_end = recorded
+from lowres.cli import main
+code = main(sys.argv[1:])
+with open(os.environ["DECISIONS"] + f".{rank}", "w") as f:
+    json.dump(drops, f)
+sys.exit(code)
+'''
+
+
+def test_ranks_take_the_same_decisions_even_when_their_accuracies_differ(tiny_data, tmp_path):
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER)
+    cfg = write_config(tmp_path / "c.yaml", tiny_data,
+                       stages=[{"epochs": 3, "augment": [],
+                                "scheduler": {"name": "plateau", "patience": 0, "cooldown": 0}}])
+    decisions = tmp_path / "decisions"
+    env = dict(os.environ, LOWRES_BACKEND="gloo", OMP_NUM_THREADS="1", DECISIONS=str(decisions))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(driver), "train", str(cfg), "--run-dir", str(tmp_path / "run")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rank0 = json.loads((tmp_path / "decisions.0").read_text())
+    rank1 = json.loads((tmp_path / "decisions.1").read_text())
+    assert rank0 == rank1 == [False, False, False]  # rank 0's rising accuracy decides

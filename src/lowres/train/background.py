@@ -4,8 +4,9 @@ A checkpoint of the seed's ResNet50 with momentum is ~190 MB, written and fsynce
 and report.html redraw every curve. On a GPU an epoch of the seed's plan can take seconds,
 so doing this in line would cost a good share of the run. Here the training thread only
 copies the state (a snapshot, so training can go on changing the weights) and a worker
-thread writes it. Checkpoints are never dropped: they are written in order, and a new one
-waits for the one before (at most one snapshot is in flight). A report refresh that finds
+thread writes it. Checkpoints are never dropped: they are written in order, and at most
+MAX_PENDING snapshots (an epoch end's best.pt and last.pt) wait at a time; a new one waits
+for the oldest. A report refresh that finds
 the previous one still running is skipped: the next epoch's, or the final one, shows it all.
 Errors of a checkpoint write come back to the training thread at the next call.
 """
@@ -31,11 +32,13 @@ def snapshot(value: Any) -> Any:
 
 
 class BackgroundWriter:
+    MAX_PENDING = 2
+
     def __init__(self, enabled: bool = True):
         self.enabled = enabled  # False: run everything in line (tests, debugging)
         self._checkpoints = ThreadPoolExecutor(1, thread_name_prefix="lowres-checkpoint")
         self._reports = ThreadPoolExecutor(1, thread_name_prefix="lowres-report")
-        self._last_checkpoint: Future | None = None
+        self._pending: list[Future] = []
         self._last_report: Future | None = None
         self._lock = threading.Lock()
 
@@ -44,8 +47,9 @@ class BackgroundWriter:
         if not self.enabled:
             write()
             return
-        self.wait_checkpoints()
-        self._last_checkpoint = self._checkpoints.submit(write)
+        while len(self._pending) >= self.MAX_PENDING:
+            self._pending.pop(0).result()
+        self._pending.append(self._checkpoints.submit(write))
 
     def report(self, refresh: Callable[[], None]) -> None:
         """Run `refresh` unless the previous refresh is still running."""
@@ -59,9 +63,8 @@ class BackgroundWriter:
 
     def wait_checkpoints(self) -> None:
         """Block until every checkpoint is on disk; re-raise a write's error here."""
-        if self._last_checkpoint is not None:
-            future, self._last_checkpoint = self._last_checkpoint, None
-            future.result()
+        while self._pending:
+            self._pending.pop(0).result()
 
     def wait(self) -> None:
         """Block until everything submitted is done (checkpoint errors re-raised)."""
