@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from lowres.augment.base import masking_mode
+
 # ITU-R 601-2 luma weights, as PIL and torchvision use them.
 _LUMA = (0.2989, 0.587, 0.114)
 
@@ -166,7 +168,7 @@ def equalize(images: Tensor, inplace: bool = False) -> Tensor:
     # "where" masking computes and then discards) must not reach another channel's counts.
     levels = (images * (256.0 - 1e-3)).to(torch.int32).clamp_(0, 255).reshape(rows, n)
     flat = levels.add_(offsets).reshape(-1)
-    if images.device.type == "cpu":
+    if masking_mode(images.device) == "subset":  # the CPU path: bincount is fastest there
         hist = torch.bincount(flat, minlength=rows * 256)
     else:  # CUDA's bincount reads the largest value on the host: a synchronisation
         index = flat.long()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch.nn.functional import one_hot
 
 from lowres.augment import filter_ops, sampling
 from lowres.augment.base import Op
@@ -71,7 +70,9 @@ def mix_batch(images: Tensor, labels: Tensor, lam: Tensor, blend: Tensor, box: T
     inside = filter_ops.box_mask(h, w, y1, x1, y2 - y1, x2 - x1)
     pasted = torch.where(inside, partner, images)
     out = torch.where(blend.reshape(-1, 1, 1, 1), blended, pasted)
-    target = one_hot(labels.long(), num_classes).to(torch.float32)
+    # zeros + scatter rather than F.one_hot, whose range checks read the labels on the host
+    target = torch.zeros(labels.shape[0], num_classes, device=labels.device).scatter_(
+        1, labels.long().unsqueeze(1), 1.0)
     lam_t = lam.to(torch.float32).unsqueeze(1)
     return out, target * lam_t + target.roll(1, 0) * (1.0 - lam_t)
 
