@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test venv lint bench clean
+.PHONY: demo test venv lint bench gpu-check gpu-check-data clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,5 +24,13 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/augment.py
 	$(BIN)/python benchmarks/train_step.py
 
+# On a GPU machine: no venv, nothing installed; the machine's own Python and torch.
+# `make gpu-check-data` (here, from ../shared) packs the tiny40 subset it carries along.
+gpu-check:
+	PYTHONPATH=src $(PYTHON) benchmarks/gpu_check.py --out $${OUT:-gpu-check}
+
+gpu-check-data:
+	$(PYTHON) benchmarks/gpu_check_data.py
+
 clean:
-	rm -rf demo runs .pytest_cache
+	rm -rf demo runs .pytest_cache gpu-check
