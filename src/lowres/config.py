@@ -53,6 +53,7 @@ class TrainConfig:
     channels_last: str = "auto"  # auto (yes: faster on CUDA and CPU) | yes | no
     compile: str = "auto"  # auto (yes on CUDA) | yes | no
     augment_masking: str = "auto"  # auto (where on accelerators, subset on CPU) | subset | where
+    compile_augment: str = "no"  # yes: the augmentation ops as one compiled graph (needs where)
     cudnn_benchmark: bool = True
     ema: float = 0.0  # EMA decay of the weights (e.g. 0.999); 0 = off
     threads: int | None = None  # CPU threads for torch; default: all cores (shared under torchrun)

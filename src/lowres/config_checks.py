@@ -16,6 +16,7 @@ _CHOICES = {
     "train.channels_last": ("auto", "yes", "no"),
     "train.compile": ("auto", "yes", "no"),
     "train.augment_masking": ("auto", "subset", "where"),
+    "train.compile_augment": ("yes", "no"),
     "data.resident": ("auto", "yes", "no"),
 }
 OPTIMIZERS = ("sgd", "adam", "adamw")

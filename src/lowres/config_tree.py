@@ -84,7 +84,8 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             return int(value)
         raise ConfigError(f"config key '{where}': expected an integer, got {value!r}")
     if tp is str:
-        if isinstance(value, bool) and where.endswith(("channels_last", "compile", "resident")):
+        if isinstance(value, bool) and where.endswith(("channels_last", "compile", "resident",
+                                                              "compile_augment")):
             return "yes" if value else "no"  # YAML turns yes/no into booleans
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)

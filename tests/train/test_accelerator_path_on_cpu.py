@@ -12,7 +12,9 @@ import torch
 
 from run_configs import write_config
 from lowres.augment.base import forced_masking
-from lowres.config import load
+from lowres.augment import build_pipeline
+from lowres.config import DataConfig, TrainConfig, load
+from lowres.errors import ConfigError
 from lowres.data.synthetic import make_competition_dataset
 from lowres.data.prepare import prepare
 from lowres.track.runlog import read_metrics
@@ -128,3 +130,30 @@ def test_the_detector_sees_what_a_gpu_would_wait_for():
         x.repeat_interleave(2)
         with intended_sync("epoch end"):
             x.sum().item()
+
+
+def test_the_where_mode_augmentation_compiles_to_one_graph(monkeypatch):
+    """The seed's stage-2 ops (and a mix after them) trace as ONE graph in where mode
+    (fullgraph: any break would raise), with the numbers of the eager ops. The eager
+    backend keeps this quick; `make gpu-check` measures Inductor's speed on a GPU."""
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: real_compile(fn, backend="eager", **kw))
+    images = torch.randint(0, 256, (32, 3, 24, 24), dtype=torch.uint8)
+    labels = torch.randint(0, 10, (32,))
+    eager = build_pipeline(SEED_STAGE2_LIKE, (0.5,) * 3, (0.25,) * 3, 10)
+    compiled = build_pipeline(SEED_STAGE2_LIKE, (0.5,) * 3, (0.25,) * 3, 10)
+    compiled.compile_ops()
+    with forced_masking("where"):
+        for seed in (1, 2):
+            xa, ya = eager(images, labels, torch.Generator().manual_seed(seed))
+            xb, yb = compiled(images, labels, torch.Generator().manual_seed(seed))
+            assert torch.allclose(xa, xb, atol=1e-6) and torch.equal(ya, yb)
+    assert compiled._apply is not compiled.apply_ops  # no fallback happened
+
+
+def test_compiled_augmentation_needs_the_where_mode():
+    with pytest.raises(ConfigError, match="compile_augment=yes needs"):
+        resolve(TrainConfig(device="cpu", compile_augment="yes"), DataConfig())
+    policy = resolve(TrainConfig(device="cpu", compile_augment="yes", augment_masking="where"),
+                     DataConfig())
+    assert policy.compile_augment and "compiled" in policy.describe()

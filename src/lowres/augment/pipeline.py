@@ -2,6 +2,7 @@
 normalisation. Works on whole batches on the images' device, one random draw per sample."""
 from __future__ import annotations
 
+import sys
 from typing import Sequence
 
 import torch
@@ -43,6 +44,7 @@ class Pipeline:
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
         self.num_classes = num_classes
+        self._apply = self.apply_ops
 
     @property
     def mixes(self) -> bool:
@@ -58,12 +60,37 @@ class Pipeline:
             raise ValueError(f"images are on {images.device} but the generator on {generator.device}")
         if images.device.type == "cpu":
             retain_freed_memory()  # once per process: see cpu_memory
-        x = to_float(images)
-        for op in self.image_ops:
-            x = op(x, generator)
+        # Every draw first, then the ops: the same random numbers as drawing op by op
+        # (apply draws none), and the apply part is a pure function of tensors.
+        drawn = [op.draw(generator, tuple(images.shape)) for op in self.image_ops]
+        x = self._run_ops(to_float(images), drawn)
         if self.mix_op is None:
             return x, labels
         return self.mix_op.mix(x, labels, generator)
+
+    def apply_ops(self, x: Tensor, drawn: list) -> Tensor:
+        for op, draws in zip(self.image_ops, drawn):
+            x = op.apply(x, draws)
+        return x
+
+    def _run_ops(self, x: Tensor, drawn: list) -> Tensor:
+        if self._apply is self.apply_ops:
+            return self.apply_ops(x, drawn)
+        try:
+            return self._apply(x, drawn)
+        except Exception as exc:  # noqa: BLE001 (eager decides whether it was the compiler)
+            result = self.apply_ops(x, drawn)
+            first = str(exc).splitlines()[0][:160] if str(exc) else ""
+            print(f"lowres: compiling the augmentation failed ({type(exc).__name__}: {first}); "
+                  f"continuing without it", file=sys.stderr)
+            self._apply = self.apply_ops
+            return result
+
+    def compile_ops(self) -> None:
+        """Run the ops as one compiled graph (torch.compile, fixed shapes). In "where" mode
+        they are a few hundred small kernels per batch; fused, far fewer launches. Only
+        the sync-free "where" mode can be one graph (`fullgraph`: a break is an error)."""
+        self._apply = torch.compile(self.apply_ops, dynamic=False, fullgraph=True)
 
     def normalize(self, images: Tensor) -> Tensor:
         """uint8/float images -> (x - mean) / std, float32; no randomness."""

@@ -29,6 +29,7 @@ class DevicePolicy:
     compile: bool
     resident: bool  # the uint8 dataset lives on the device
     augment_masking: str = "subset"  # "subset" (gather, CPU) or "where" (fixed shapes, no syncs)
+    compile_augment: bool = False  # the augmentation ops as one compiled graph ("where" only)
 
     @property
     def needs_scaler(self) -> bool:
@@ -46,7 +47,7 @@ class DevicePolicy:
         return (f"{self.device} | {precision[self.amp_dtype]} | "
                 f"channels_last={'on' if self.channels_last else 'off'} | "
                 f"compile={'on' if self.compile else 'off'} | dataset {where} | "
-                f"augment {self.augment_masking}")
+                f"augment {self.augment_masking}{' compiled' if self.compile_augment else ''}")
 
 
 def _yes(value: str, auto: bool) -> bool:
@@ -113,6 +114,9 @@ def resolve(train: TrainConfig, data: DataConfig, dataset_bytes: int = 0,
         # On the CPU gathering the samples that drew an op is cheapest; on an accelerator a
         # data-dependent subset size would make the host wait for the device every op.
         masking = "subset" if device.type == "cpu" else "where"
+    if train.compile_augment == "yes" and masking != "where":
+        raise ConfigError("train.compile_augment=yes needs the fixed shapes of "
+                          "train.augment_masking=where (the default on a GPU)")
     return DevicePolicy(
         device=device,
         amp_dtype=amp,
@@ -122,4 +126,5 @@ def resolve(train: TrainConfig, data: DataConfig, dataset_bytes: int = 0,
         compile=_yes(train.compile, cuda),
         resident=_yes(data.resident, resident_auto),
         augment_masking=masking,
+        compile_augment=train.compile_augment == "yes",
     )

@@ -168,7 +168,10 @@ class Run:
 
     def pipeline(self):
         stage = self.cfg.stages[self.position["stage"]]
-        return build_pipeline(stage.augment, self.data.mean, self.data.std, self.data.num_classes)
+        pipeline = build_pipeline(stage.augment, self.data.mean, self.data.std, self.data.num_classes)
+        if self.policy.compile_augment:
+            pipeline.compile_ops()
+        return pipeline
 
     # ------------------------------------------------------------------ checkpoints
     def data_meta(self) -> dict:
