@@ -1,6 +1,7 @@
 """Checkpoints: one dict of plain tensors and numbers, written atomically, loaded safely.
 
-A kill at any moment leaves the previous file intact (temp file + fsync + rename), and
+A kill at any moment leaves the previous file intact (temp file + fsync + rename; the
+training loop hands the writing to train/background.py), and
 loading uses `torch.load(weights_only=True)`, so a checkpoint can never run code.
 
 Contents (every key listed here, nanoGPT-style):
@@ -10,7 +11,9 @@ Contents (every key listed here, nanoGPT-style):
   optimizer, schedule, stop, scaler (or None),
   position {stage, stage_epoch, step, epoch}: where training continues,
   partial {loss_sum, correct, seen, seconds}: accumulators of a cut epoch,
-  rng {torch, cuda, augment}, elapsed (seconds of training so far), best {val_acc, epoch}
+  rng {torch, cuda (this process's GPU, or None), augment, augment_device} (train/rng.py),
+  elapsed (seconds of training so far), best {val_acc, epoch}
+A mid-epoch checkpoint (train.checkpoint_minutes) is a "last" one whose position.step > 0.
 """
 from __future__ import annotations
 
