@@ -190,17 +190,19 @@ def training_throughput(device: torch.device, batch: int, compiled: bool, steps:
         engine.train_step(x, y, optimizer)
     sync(device)
     warmup = time.perf_counter() - start
+    graphs_after_warmup = int(torch._dynamo.utils.counters["stats"].get("unique_graphs", 0))
     start = time.perf_counter()
     for _ in range(steps):
         engine.train_step(x, y, optimizer)
     sync(device)
     seconds = time.perf_counter() - start
     img_s = batch * steps / seconds
+    graphs = int(torch._dynamo.utils.counters["stats"].get("unique_graphs", 0))
     result = {"batch": batch, "compile": compiled, "images_per_s": round(img_s),
               "warmup_seconds": round(warmup, 1), "forward_gflops_per_image": round(flops / 1e9, 3),
               "still_compiled": engine.compiled if compiled else None,
-              "graphs_compiled": int(torch._dynamo.utils.counters["stats"].get("unique_graphs", 0)),
-              "recompiles": int(sum(torch._dynamo.utils.counters["recompiles"].values()))}
+              # Graphs compiled in the warm-up, and any compiled after it (recompiles).
+              "graphs_compiled": graphs, "recompiles": graphs - graphs_after_warmup}
     if device.type == "cuda":
         result["peak_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
         name = torch.cuda.get_device_name(device)

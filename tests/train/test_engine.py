@@ -96,3 +96,29 @@ def test_cpu_policy_defaults():
     if not torch.cuda.is_available():
         assert policy.device.type == "cpu" and policy.amp_dtype is None and not policy.compile
         assert policy.channels_last
+
+
+def test_an_epoch_with_a_leftover_never_recompiles(monkeypatch):
+    """11 images at batch 4: the loader yields only full batches, so the compiled model
+    sees one shape and compiles once (a short last batch used to recompile it)."""
+    import numpy as np
+    import torch._dynamo
+
+    from lowres.augment import build_pipeline
+    from lowres.config import SchedulerConfig
+    from lowres.data.loader import EpochLoader
+    from lowres.train.optim import Schedule
+
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 2))
+    engine = _compiled_engine(monkeypatch, model, "eager")
+    images = np.random.default_rng(0).integers(0, 255, (11, 3, 4, 4), dtype=np.uint8)
+    loader = EpochLoader(images, np.arange(11) % 2, 4, torch.device("cpu"), True, seed=0)
+    opt = torch.optim.SGD(engine.module.parameters(), lr=0.1)
+    pipeline = build_pipeline([{"op": "hflip"}], (0.5,) * 3, (0.25,) * 3, 2)
+    schedule = Schedule(SchedulerConfig(name="constant"), 0.1, loader.steps_per_epoch, 2)
+    for epoch in range(2):
+        engine.train_epoch(loader, epoch, pipeline, opt, schedule, 0, torch.Generator())
+    assert engine.compiled
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1  # compiled once
