@@ -68,7 +68,8 @@ class EpochLoader:
         """(images uint8 [b,C,H,W], labels int64 [b]) on the device, this rank's share."""
         perm = self.permutation(epoch)
         if self.resident:
-            perm = perm.to(self.device)
+            # From pinned memory without blocking: a pageable copy would make the host wait.
+            perm = (perm.pin_memory() if self.pin else perm).to(self.device, non_blocking=True)
         for start, end in self._batch_bounds()[start_step:]:
             idx = perm[start:end][self.rank::self.world_size]
             if self.resident:

@@ -28,14 +28,20 @@ _state = threading.local()
 
 @contextmanager
 def intended_sync(reason: str) -> Iterator[None]:
-    """Mark a block whose host reads of device values are deliberate."""
+    """Mark a block whose host reads of device values are deliberate (for SyncDetector and
+    for CUDA's own torch.cuda.set_sync_debug_mode, which is lifted inside the block)."""
     stack = getattr(_state, "reasons", None)
     if stack is None:
         stack = _state.reasons = []
     stack.append(reason)
+    cuda_mode = torch.cuda.get_sync_debug_mode() if torch.cuda.is_available() else 0
+    if cuda_mode:
+        torch.cuda.set_sync_debug_mode(0)
     try:
         yield
     finally:
+        if cuda_mode:
+            torch.cuda.set_sync_debug_mode(cuda_mode)
         stack.pop()
 
 
