@@ -20,6 +20,7 @@ EPILOG = """examples:
   lowres train --resume runs/final-20261129-120000
   lowres predict runs/a runs/b --data DATA --tta flip --out submission.csv
   lowres compare runs/a runs/b --out comparison/
+  lowres export runs/a --format onnx            uint8 images in, probabilities out
 docs: README.md, ARCHITECTURE.md, configs/README.md"""
 
 
@@ -69,6 +70,13 @@ def _cmd_evaluate(args) -> int:
 
     evaluate(args.run, args.data, which=args.checkpoint, tta=args.tta, device=args.device,
              out_dir=args.out)
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from lowres.export import export  # noqa: PLC0415
+
+    export(args.run, args.format, which=args.checkpoint, out=args.out)
     return 0
 
 
@@ -212,6 +220,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
     p.add_argument("--device", default="auto")
     p.add_argument("--out", help="output directory (default: RUN_DIR/evaluation)")
+
+    p = add("export", _cmd_export, "write a run's model as ONNX or TorchScript for deployment",
+            "Write a model that takes uint8 images [N, C, H, W] and returns class "
+            "probabilities (normalisation inside), and beside it a JSON of the class names. "
+            "ONNX needs pip install 'lowres[export]'.")
+    p.add_argument("run", metavar="RUN_DIR")
+    p.add_argument("--format", default="onnx", choices=["onnx", "torchscript"])
+    p.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    p.add_argument("--out", help="output file (default: RUN_DIR/export/model.onnx or model.pt)")
 
     p = add("models", _cmd_models, "every model name with parameters and GFLOPs",
             "Every model of the zoo with parameters and GFLOPs; --timm [PATTERN] lists timm's "
