@@ -87,10 +87,10 @@ def write_submission(path: Path, ids: list[str], labels: list[str]) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
-def predict(run_dirs: list[str | Path], data_root: str | Path, tta: str = "none",
-            out: str | Path = "submission.csv", which: str = "best", device: str = "auto",
-            cache_dir: str | None = None, log=None) -> Path:
-    log = log or sys.stdout
+def submission_rows(run_dirs: list[str | Path], data_root: str | Path, tta: str = "none",
+                    which: str = "best", device: str = "auto",
+                    cache_dir: str | None = None) -> tuple[list[str], list[str]]:
+    """(Ids, predicted class names) for the test images of `data_root`, file-name order."""
     if tta not in TTA_MODES:
         raise LowresError(f"--tta {tta!r} is not one of {', '.join(TTA_MODES)}")
     runs = [load_run(r, which, device) for r in run_dirs]
@@ -98,10 +98,17 @@ def predict(run_dirs: list[str | Path], data_root: str | Path, tta: str = "none"
     images, ids = test_images(index, cache_dir)
     probs = ensemble(runs, images, tta)
     names = runs[0].class_names
-    labels = [names[i] for i in probs.argmax(dim=1).tolist()]
+    return ids, [names[i] for i in probs.argmax(dim=1).tolist()]
+
+
+def predict(run_dirs: list[str | Path], data_root: str | Path, tta: str = "none",
+            out: str | Path = "submission.csv", which: str = "best", device: str = "auto",
+            cache_dir: str | None = None, log=None) -> Path:
+    log = log or sys.stdout
+    ids, labels = submission_rows(run_dirs, data_root, tta, which, device, cache_dir)
     out = Path(out)
     write_submission(out, ids, labels)
-    print(f"lowres: wrote {out} ({len(ids)} rows; {len(runs)} model(s), tta={tta})", file=log)
+    print(f"lowres: wrote {out} ({len(ids)} rows; {len(run_dirs)} model(s), tta={tta})", file=log)
     return out
 
 
