@@ -44,6 +44,9 @@ def validate(cfg: Config, require_root: bool = True) -> None:
     _check_range("model.drop_path", cfg.model.drop_path, 0.0, 0.9)
     _check_range("train.label_smoothing", cfg.train.label_smoothing, 0.0, 0.99)
     _check_range("train.ema", cfg.train.ema, 0.0, 0.999999)
+    if cfg.data.size is not None and not 4 <= cfg.data.size <= 1024:
+        raise ConfigError(f"config key 'data.size': {cfg.data.size} is outside [4, 1024] "
+                          f"(the side of the square images, e.g. data.size=40)")
     for where, value in (("data.classes", cfg.data.classes), ("data.per_class", cfg.data.per_class),
                          ("train.batch_size", cfg.train.batch_size),
                          ("train.eval_batch_size", cfg.train.eval_batch_size)):
