@@ -20,6 +20,7 @@ import torch
 from lowres.errors import LowresError
 from lowres.inference import load_probability_model
 from lowres.track.runlog import atomic_write_text
+from lowres.train import checkpoint
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 ONNX_OPSET = 18
@@ -47,7 +48,7 @@ def export(run_dir: str | Path, fmt: str = "onnx", which: str = "best", out: str
     info = {"format": fmt, "file": out.name, "class_names": list(meta["class_names"]),
             "input": {"dtype": "uint8", "shape": ["N", *meta["image_shape"]], "layout": "NCHW"},
             "output": "probabilities [N, classes], softmax over class_names",
-            "source": str(Path(run_dir).resolve() / "checkpoints" / f"{which}.pt")}
+            "source": str(checkpoint.find(run_dir, which).resolve())}
     names = out.with_suffix(".json")
     atomic_write_text(names, json.dumps(info, indent=1) + "\n")
     print(f"lowres: wrote {out} (uint8 [N, {', '.join(map(str, meta['image_shape']))}] -> "
