@@ -16,7 +16,7 @@ pd = pytest.importorskip("pandas")
 
 def fast_config(data_root, epochs=2, **model):
     return {"seed": 0, "name": "api",
-            "data": {"root": str(data_root), "val_fraction": 0.25},
+            "data": {"root": str(data_root), "val_fraction": 0.25, "per_class": 8},  # 2 steps/epoch
             "model": {"name": "resnet8", "stem": "k3", "dropout": 0.1, **model},
             "train": {"batch_size": 16, "eval_batch_size": 64, "device": "cpu"},
             "stages": [{"epochs": epochs, "scheduler": {"name": "cosine"},
