@@ -96,6 +96,11 @@ def _cmd_models(args) -> int:
 def _list_timm_models(args) -> int:
     from lowres.models.zoo import describe_timm  # noqa: PLC0415
 
+    if args.data:  # the dataset's own image size (decoded once into the cache, as for training)
+        from lowres.stats import dataset_stats  # noqa: PLC0415
+
+        args.size = dataset_stats(args.data)["image_size"][1]
+
     print(f"{'model':<34} {'params':>10} {'GFLOPs':>8}  after stem  (at {args.size}x{args.size}, "
           f"{args.classes} classes, stem {args.stem}; model.name=timm:<name>)")
     shown = 0
@@ -238,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="list timm models matching PATTERN (e.g. 'resnet*', 'convnext_*')")
     p.add_argument("--stem", default="k4", choices=["k4", "k3", "imagenet"],
                    help="stem the timm models are adapted with (default k4, as model.stem)")
+    p.add_argument("--data", help="with --timm: take the input size from this dataset")
     p.add_argument("--size", type=int, default=40, help="input size (default 40)")
     p.add_argument("--classes", type=int, default=200, help="number of classes (default 200)")
 

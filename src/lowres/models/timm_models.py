@@ -134,8 +134,9 @@ def build_timm(name: str, stem: str, in_channels: int, num_classes: int, dropout
         try:
             model = _create(name, in_channels, num_classes, drop_rate, drop_path, **extra)
         except (TypeError, ValueError, AssertionError, RuntimeError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ConfigError(f"timm model '{name}' cannot be built for {image_size}x{image_size} "
-                              f"input ({exc}); pick a convolutional timm model") from None
+                              f"input ({reason}); pick a convolutional timm model") from None
     elif stem != "imagenet":
         adapt_stem(model, stem, in_channels)
     classifier = model.pretrained_cfg.get("classifier") if hasattr(model, "pretrained_cfg") else None
