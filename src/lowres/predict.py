@@ -124,7 +124,7 @@ def evaluate(run_dir: str | Path, data: str | Path | None = None, which: str = "
     data_cfg = loaded.cfg.data
     if data is None:
         prepared = prepare(data_cfg, loaded.cfg.seed)
-        test = labelled_test(prepared.index, data_cfg.cache_dir, data_cfg.size)
+        test = labelled_test(prepared.index, data_cfg.cache_dir, data_cfg.size, data_cfg.classes)
         if test is not None:
             images, labels = test
             source = "the dataset's labelled test split"

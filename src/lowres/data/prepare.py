@@ -128,10 +128,13 @@ def test_images(index: DatasetIndex, cache_dir: str | None,
     return (np.asarray(cached_images(index.test, cache_dir, desc="decoding test images", size=size)), ids)
 
 
-def labelled_test(index: DatasetIndex, cache_dir: str | None,
-                  size: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
-    """The labelled test split (test/<class>/ folders, a labelled test table), or None."""
+def labelled_test(index: DatasetIndex, cache_dir: str | None, size: int | None = None,
+                  classes: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """The labelled test split (test/<class>/ folders, a labelled test table) restricted to
+    the first `classes` classes (data.classes), or None."""
     if not index.test_labelled or not len(index.test):
         return None
-    images = np.asarray(cached_images(index.test, cache_dir, desc="decoding test images", size=size))
-    return images, np.asarray(index.test.labels, dtype=np.int64)
+    images = cached_images(index.test, cache_dir, desc="decoding test images", size=size)
+    labels = np.asarray(index.test.labels, dtype=np.int64)
+    keep = select(labels, classes, None)
+    return np.asarray(images[keep]), labels[keep]
