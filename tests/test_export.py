@@ -46,7 +46,7 @@ def test_torchscript_matches_pytorch(trained_run, tiny_data, tmp_path):
     print(f"torchscript vs torch max abs diff {diff:.2e}")
     assert diff < 1e-4
     assert np.allclose(got.sum(axis=1), 1, atol=1e-5)
-    info = json.loads(out.with_suffix(".json").read_text())
+    info = json.loads(out.with_name("m.pt.json").read_text())
     assert info["class_names"] == ["0", "1", "2", "3"] and info["input"]["dtype"] == "uint8"
 
 

@@ -1,8 +1,8 @@
 """`lowres export RUN --format onnx|torchscript`: a deployable model and its class names.
 
 The file takes uint8 images [N, C, H, W] (any N) and returns class probabilities; the
-normalisation is inside (`inference.ProbabilityModel`). Beside it, `<name>.json` holds the
-class names (index = output column), the input shape and the source checkpoint.
+normalisation is inside (`inference.ProbabilityModel`). Beside it, `<file>.json` (e.g.
+`model.onnx.json`) holds the class names (index = output column), the input shape and the source checkpoint.
 
 ONNX needs the `export` extra (onnx, onnxscript; onnxruntime to run it):
 pip install 'lowres[export]'. TorchScript needs nothing beyond torch.
@@ -49,7 +49,7 @@ def export(run_dir: str | Path, fmt: str = "onnx", which: str = "best", out: str
             "input": {"dtype": "uint8", "shape": ["N", *meta["image_shape"]], "layout": "NCHW"},
             "output": "probabilities [N, classes], softmax over class_names",
             "source": str(checkpoint.find(run_dir, which).resolve())}
-    names = out.with_suffix(".json")
+    names = out.with_name(out.name + ".json")  # model.onnx.json: one per file and format
     atomic_write_text(names, json.dumps(info, indent=1) + "\n")
     print(f"lowres: wrote {out} (uint8 [N, {', '.join(map(str, meta['image_shape']))}] -> "
           f"probabilities over {len(meta['class_names'])} classes) and {names}", file=log)
