@@ -44,7 +44,8 @@ class TrainedRun:
 
     def __repr__(self) -> str:
         best = self.best
-        acc = f", best val acc {best['val_acc']:.4f} (epoch {best['epoch']})" if best["val_acc"] is not None else ""
+        acc = ("" if best["val_acc"] is None
+               else f", best val acc {best['val_acc']:.4f} (epoch {best['epoch']})")
         return f"TrainedRun('{self.dir}', {self.state}{acc})"
 
     def _data(self):

@@ -2,7 +2,8 @@
 
 The file takes uint8 images [N, C, H, W] (any N) and returns class probabilities; the
 normalisation is inside (`inference.ProbabilityModel`). Beside it, `<file>.json` (e.g.
-`model.onnx.json`) holds the class names (index = output column), the input shape and the source checkpoint.
+`model.onnx.json`) holds the class names (index = output column), the input shape and the
+source checkpoint.
 
 ONNX needs the `export` extra (onnx, onnxscript; onnxruntime to run it):
 pip install 'lowres[export]'. TorchScript needs nothing beyond torch.

@@ -297,7 +297,8 @@ def _read_tables(root: Path, image_column: str | None, label_column: str | None)
     if not len(labelled):
         raise DataError(f"{where}: the train split has no rows")
     val = to_split(splits["val"], required=True)[0] if "val" in splits else None
-    test, test_labelled = to_split(splits["test"], required=False) if "test" in splits else (Split([], []), False)
+    test, test_labelled = (to_split(splits["test"], required=False) if "test" in splits
+                           else (Split([], []), False))
     return DatasetIndex(root, "table", class_names, labelled, test, val, test_labelled)
 
 

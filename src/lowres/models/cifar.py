@@ -83,13 +83,15 @@ def preact_resnet18(stem: str, in_channels: int) -> PreActNet:
     return PreActNet([64, 128, 256, 512], [2, 2, 2, 2], [1, 2, 2, 2], 64, stem, in_channels)
 
 
-# name -> (builder(stem, in_channels), one-line summary)
+def _wrn_entry(depth: int, widen: int):
+    return (lambda stem, in_channels: wide_resnet(depth, widen, stem, in_channels),
+            f"Wide ResNet WRN-{depth}-{widen} (CIFAR shape: 3x3/1 stem with stem=k3)")
+
+
+# name -> (builder(stem, in_channels), one-line summary), in the order `lowres models` lists them
 CIFAR_NETS = {
-    "wrn16_4": (lambda s, c: wide_resnet(16, 4, s, c), "Wide ResNet WRN-16-4 (CIFAR shape, 3x3/1 stem with stem=k3)"),
-    "wrn16_8": (lambda s, c: wide_resnet(16, 8, s, c), "Wide ResNet WRN-16-8 (CIFAR shape, 3x3/1 stem with stem=k3)"),
-    "wrn28_10": (lambda s, c: wide_resnet(28, 10, s, c), "Wide ResNet WRN-28-10 (CIFAR shape, 3x3/1 stem with stem=k3)"),
-    "wrn40_4": (lambda s, c: wide_resnet(40, 4, s, c), "Wide ResNet WRN-40-4 (CIFAR shape, 3x3/1 stem with stem=k3)"),
-    "preact_resnet18": (preact_resnet18, "PreAct ResNet-18 (CIFAR shape, 3x3/1 stem with stem=k3)"),
+    **{f"wrn{d}_{k}": _wrn_entry(d, k) for d, k in ((16, 4), (16, 8), (28, 10), (40, 4))},
+    "preact_resnet18": (preact_resnet18, "PreAct ResNet-18 (CIFAR shape: 3x3/1 stem with stem=k3)"),
 }
 
 
