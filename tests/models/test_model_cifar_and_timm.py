@@ -74,3 +74,12 @@ def test_describe_timm_reports_the_grid_after_the_stem():
     rows = list(describe_timm("resnet18d", size=40, num_classes=10))
     assert rows[0]["name"] == "timm:resnet18d" and rows[0]["stem_grid"] == "37x37"
     assert 11.0e6 < rows[0]["params"] < 11.5e6 and rows[0]["gflops"] > 1
+
+
+def test_timm_init_torchvision_keeps_timms_own_init():
+    torch.manual_seed(0)
+    ours = build_model(ModelConfig(name="timm:convnext_atto", init="torchvision"), 7)
+    torch.manual_seed(0)
+    theirs = timm.create_model("convnext_atto", pretrained=False, num_classes=7, drop_rate=0.8)
+    # Same random stream: every layer after the swapped stem conv is timm's init, untouched.
+    assert torch.equal(ours.stages[0].blocks[0].conv_dw.weight, theirs.stages[0].blocks[0].conv_dw.weight)

@@ -14,7 +14,8 @@ honoured under a documented reinterpretation, or refused with a ConfigError:
 * `head`, `head_hidden`, `dropout`, `init`: apply to every model (`head_hidden` is only
   read by the mlp head).
 * `timm:<name>`: any timm model (optional extra), adapted to small inputs in
-  `timm_models.py`; `dropout` and `drop_path` become timm's drop_rate and drop_path_rate.
+  `timm_models.py`; `dropout` and `drop_path` become timm's drop_rate and drop_path_rate;
+  `init: torchvision` ("the builder's own") keeps timm's own initialisation.
 * The CIFAR classics (`cifar.py`: WRN-d-k, PreAct ResNet-18) take `stem` literally too;
   their published 3x3 stride-1 stem is `stem: k3`, the shape `lowres models` describes.
 
@@ -128,7 +129,8 @@ def build_model(cfg: ModelConfig, num_classes: int, in_channels: int = 3, image_
         builder, _ = _REGISTRY[cfg.name]
         model, features, head_attr = builder(cfg.stem, in_channels, cfg.drop_path, image_size)
         setattr(model, head_attr, make_head(cfg.head, features, num_classes, cfg.dropout, cfg.head_hidden))
-    apply_init(model, cfg.init, cfg.name)
+    if not (is_timm and cfg.init == "torchvision"):  # for timm, "the builder's own" is timm's
+        apply_init(model, cfg.init, cfg.name)
     return model
 
 
