@@ -10,7 +10,8 @@ T = TypeVar("T")
 
 
 def in_notebook() -> bool:
-    """True inside a Jupyter kernel (its stderr is no terminal, but it shows widgets)."""
+    """True inside a Jupyter kernel (its stderr is no terminal, but it shows widgets);
+    False in a terminal IPython."""
     shell = sys.modules.get("IPython")
     if shell is None:
         return False
@@ -18,7 +19,9 @@ def in_notebook() -> bool:
         ip = shell.get_ipython()
     except AttributeError:
         return False
-    return ip is not None and type(ip).__name__ == "ZMQInteractiveShell"
+    # Jupyter and Kaggle run ZMQInteractiveShell; Colab a subclass of it; both are kernels.
+    return ip is not None and (type(ip).__name__ == "ZMQInteractiveShell"
+                               or "IPKernelApp" in getattr(ip, "config", {}))
 
 
 def interactive() -> bool:
