@@ -82,7 +82,19 @@ def test_interrupt_saves_and_prints_the_resume_call(tiny_data, tmp_path, monkeyp
     assert resumed.state == "finished" and list(resumed.metrics["epoch"]) == [1, 2]
 
 
-timm = pytest.importorskip("timm")
+def test_api_names_shared_with_subpackages_are_functions_and_subpackages(monkeypatch):
+    import inspect
+
+    import lowres.train.loop as loop_module
+    from lowres.models import zoo
+
+    assert "config" in inspect.signature(lowres.train).parameters  # the function, for notebooks
+    assert lowres.train.loop is loop_module and lowres.models.zoo is zoo  # and the package
+    monkeypatch.setattr("lowres.train.loop.CUT_CHECK_EVERY", 7)  # string paths still resolve
+    assert loop_module.CUT_CHECK_EVERY == 7
+
+
+timm = pytest.importorskip("timm")  # the tests below need timm
 
 
 @pytest.mark.parametrize("name", ["resnet10t", "convnext_atto", "mobilenetv3_small_050"])
@@ -96,3 +108,4 @@ def test_timm_model_trains_pauses_resumes_and_predicts(name, tiny_data, tmp_path
     assert np.isfinite(run.metrics["train_loss"]).all()
     sub = lowres.predict(run, tiny_data)
     assert len(sub) == 12 and set(sub["Category"]) <= {"0", "1", "2", "3"}
+
