@@ -1,6 +1,7 @@
 """The smaller commands through the CLI: stats, models, augment-preview, runs, compare, sweep."""
 import json
 
+import pytest
 
 from lowres.cli import main
 from lowres.track.runlog import read_events, read_status
@@ -22,6 +23,20 @@ def test_models_lists_every_model_with_size(capsys):
                  "swin_t", "resnet34_wide", "resnet8"):
         assert name in out
     assert "at 32x32" in out
+    assert "wrn28_10" in out and "preact_resnet18" in out
+
+
+def test_models_timm_lists_adapted_models_at_the_datasets_size(tiny_data, capsys):
+    pytest.importorskip("timm")
+    assert main(["models", "--timm", "resnet1?t", "--data", str(tiny_data)]) == 0
+    out = capsys.readouterr().out
+    assert "at 16x16" in out and "timm:resnet10t" in out and "13x13" in out  # k4 stem: 16 -> 13
+
+
+def test_help_lists_export(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "export" in capsys.readouterr().out
 
 
 def test_augment_preview_writes_a_png(tiny_data, tmp_path, capsys):

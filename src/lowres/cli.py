@@ -20,6 +20,7 @@ EPILOG = """examples:
   lowres train --resume runs/final-20261129-120000
   lowres predict runs/a runs/b --data DATA --tta flip --out submission.csv
   lowres compare runs/a runs/b --out comparison/
+  lowres export runs/a --format onnx            uint8 images in, probabilities out
 docs: README.md, ARCHITECTURE.md, configs/README.md"""
 
 
@@ -72,14 +73,46 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _cmd_export(args) -> int:
+    from lowres.export import export  # noqa: PLC0415
+
+    export(args.run, args.format, which=args.checkpoint, out=args.out)
+    return 0
+
+
 def _cmd_models(args) -> int:
     from lowres.models import describe_models  # noqa: PLC0415
 
+    if args.timm is not None:
+        return _list_timm_models(args)
     rows = describe_models(size=args.size, num_classes=args.classes)
     print(f"{'model':<18} {'params':>12} {'GFLOPs':>9}  (at {args.size}x{args.size}, "
           f"{args.classes} classes, one image, multiply-add = 2 FLOPs)")
     for row in rows:
         print(f"{row['name']:<18} {row['params'] / 1e6:>11.2f}M {row['gflops']:>9.3f}  {row['summary']}")
+    return 0
+
+
+def _list_timm_models(args) -> int:
+    from lowres.models.zoo import describe_timm  # noqa: PLC0415
+
+    if args.data:  # the dataset's own image size (decoded once into the cache, as for training)
+        from lowres.stats import dataset_stats  # noqa: PLC0415
+
+        args.size = dataset_stats(args.data)["image_size"][1]
+
+    print(f"{'model':<34} {'params':>10} {'GFLOPs':>8}  after stem  (at {args.size}x{args.size}, "
+          f"{args.classes} classes, stem {args.stem}; model.name=timm:<name>)")
+    shown = 0
+    for row in describe_timm(None if args.timm == "*" else args.timm, args.size, args.classes, args.stem):
+        shown += 1
+        if "error" in row:
+            print(f"{row['name']:<34} {'-':>10} {'-':>8}  not buildable here: {row['error']}", flush=True)
+        else:
+            print(f"{row['name']:<34} {row['params'] / 1e6:>9.2f}M {row['gflops']:>8.3f}  "
+                  f"{row['stem_grid']}", flush=True)
+    if not shown:
+        print(f"no timm model matches '{args.timm}' (patterns use * as in 'resnet*')")
     return 0
 
 
@@ -193,7 +226,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--out", help="output directory (default: RUN_DIR/evaluation)")
 
-    p = add("models", _cmd_models, "every model name with parameters and GFLOPs")
+    p = add("export", _cmd_export, "write a run's model as ONNX or TorchScript for deployment",
+            "Write a model that takes uint8 images [N, C, H, W] and returns class "
+            "probabilities (normalisation inside), and beside it a JSON of the class names. "
+            "ONNX needs pip install 'lowres[export]'.")
+    p.add_argument("run", metavar="RUN_DIR")
+    p.add_argument("--format", default="onnx", choices=["onnx", "torchscript"])
+    p.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    p.add_argument("--out", help="output file (default: RUN_DIR/export/model.onnx or model.pt)")
+
+    p = add("models", _cmd_models, "every model name with parameters and GFLOPs",
+            "Every model of the zoo with parameters and GFLOPs; --timm [PATTERN] lists timm's "
+            "models (optional extra: pip install 'lowres[timm]') adapted to the size, with the "
+            "feature-map size after the stem.")
+    p.add_argument("--timm", nargs="?", const="*", metavar="PATTERN",
+                   help="list timm models matching PATTERN (e.g. 'resnet*', 'convnext_*')")
+    p.add_argument("--stem", default="k4", choices=["k4", "k3", "imagenet"],
+                   help="stem the timm models are adapted with (default k4, as model.stem)")
+    p.add_argument("--data", help="with --timm: take the input size from this dataset")
     p.add_argument("--size", type=int, default=40, help="input size (default 40)")
     p.add_argument("--classes", type=int, default=200, help="number of classes (default 200)")
 

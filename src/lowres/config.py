@@ -29,6 +29,10 @@ class DataConfig:
     per_class: int | None = None  # keep at most N images per class
     cache_dir: str | None = None  # where decoded uint8 arrays live; default ~/.cache/lowres
     resident: str = "auto"  # keep the uint8 dataset on the device: auto | yes | no
+    size: int | None = None  # resize (shorter side) + centre-crop every image to size x size
+    #                          when caching, for folders of mixed-size photos; None: never resize
+    image_column: str | None = None  # tables (HF datasets, parquet): the image column; None: detect
+    label_column: str | None = None  # tables: the label column; None: detect (ClassLabel, "label")
 
 
 @dataclass

@@ -49,6 +49,9 @@ def validate(cfg: Config, require_root: bool = True) -> None:
     if cfg.train.checkpoint_minutes < 0:
         raise ConfigError(f"config key 'train.checkpoint_minutes': must be 0 (off) or positive, "
                           f"got {cfg.train.checkpoint_minutes}")
+    if cfg.data.size is not None and not 4 <= cfg.data.size <= 1024:
+        raise ConfigError(f"config key 'data.size': {cfg.data.size} is outside [4, 1024] "
+                          f"(the side of the square images, e.g. data.size=40)")
     for where, value in (("data.classes", cfg.data.classes), ("data.per_class", cfg.data.per_class),
                          ("train.batch_size", cfg.train.batch_size),
                          ("train.eval_batch_size", cfg.train.eval_batch_size)):

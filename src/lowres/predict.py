@@ -12,7 +12,7 @@ import torch
 
 from lowres import config as config_mod
 from lowres.augment import build_pipeline
-from lowres.data.prepare import prepare, test_images
+from lowres.data.prepare import labelled_test, prepare, test_images
 from lowres.data.read import read_dataset, read_labelled_folder
 from lowres.data.cache import cached_images
 from lowres.errors import LowresError
@@ -90,40 +90,56 @@ def write_submission(path: Path, ids: list[str], labels: list[str]) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
+def submission_rows(run_dirs: list[str | Path], data_root: str | Path, tta: str = "none",
+                    which: str = "best", device: str = "auto",
+                    cache_dir: str | None = None) -> tuple[list[str], list[str]]:
+    """(Ids, predicted class names) for the test images of `data_root`, file-name order."""
+    if tta not in TTA_MODES:
+        raise LowresError(f"--tta {tta!r} is not one of {', '.join(TTA_MODES)}")
+    runs = [load_run(r, which, device) for r in run_dirs]
+    data_cfg = runs[0].cfg.data  # read and resized as the (first) run's training data was
+    index = read_dataset(data_root, data_cfg.image_column, data_cfg.label_column)
+    images, ids = test_images(index, cache_dir, data_cfg.size)
+    probs = ensemble(runs, images, tta)
+    names = runs[0].class_names
+    return ids, [names[i] for i in probs.argmax(dim=1).tolist()]
+
+
 def predict(run_dirs: list[str | Path], data_root: str | Path, tta: str = "none",
             out: str | Path = "submission.csv", which: str = "best", device: str = "auto",
             cache_dir: str | None = None, log=None) -> Path:
     log = log or sys.stdout
-    if tta not in TTA_MODES:
-        raise LowresError(f"--tta {tta!r} is not one of {', '.join(TTA_MODES)}")
-    runs = [load_run(r, which, device) for r in run_dirs]
-    index = read_dataset(data_root)
-    images, ids = test_images(index, cache_dir)
-    probs = ensemble(runs, images, tta)
-    names = runs[0].class_names
-    labels = [names[i] for i in probs.argmax(dim=1).tolist()]
+    ids, labels = submission_rows(run_dirs, data_root, tta, which, device, cache_dir)
     out = Path(out)
     write_submission(out, ids, labels)
-    print(f"lowres: wrote {out} ({len(ids)} rows; {len(runs)} model(s), tta={tta})", file=log)
+    print(f"lowres: wrote {out} ({len(ids)} rows; {len(run_dirs)} model(s), tta={tta})", file=log)
     return out
 
 
 def evaluate(run_dir: str | Path, data: str | Path | None = None, which: str = "best",
              tta: str = "none", device: str = "auto", out_dir: str | Path | None = None,
              log=None) -> dict:
-    """Accuracy, per-class accuracy and a confusion matrix on the run's val split, or on a
-    labelled folder; writes evaluation.json and a confusion-matrix PNG."""
+    """Accuracy, per-class accuracy and a confusion matrix on the run's labelled test split
+    (test/<class>/ folders, a labelled test table) or else its val split, or on labelled
+    data; writes evaluation.json and a confusion-matrix PNG."""
     log = log or sys.stdout
     loaded = load_run(run_dir, which, device)
+    data_cfg = loaded.cfg.data
     if data is None:
-        prepared = prepare(loaded.cfg.data, loaded.cfg.seed)
-        images, labels, source = prepared.val_images, prepared.val_labels, "the run's val split"
+        prepared = prepare(data_cfg, loaded.cfg.seed)
+        test = labelled_test(prepared.index, data_cfg.cache_dir, data_cfg.size, data_cfg.classes)
+        if test is not None:
+            images, labels = test
+            source = "the dataset's labelled test split"
+        else:
+            images, labels, source = prepared.val_images, prepared.val_labels, "the run's val split"
         if len(labels) == 0:
             raise LowresError(f"{run_dir} has no validation split (data.val_fraction=0): pass "
                               f"--data with a labelled folder")
     else:
-        split = read_labelled_folder(data, loaded.class_names)
-        images = np.asarray(cached_images(split.paths, loaded.cfg.data.cache_dir, "decoding"))
+        split = read_labelled_folder(data, loaded.class_names, data_cfg.image_column,
+                                     data_cfg.label_column)
+        images = np.asarray(cached_images(split, data_cfg.cache_dir, "decoding", size=data_cfg.size))
         labels, source = np.asarray(split.labels), str(data)
     probs = probabilities(loaded, images, tta)
     predicted = probs.argmax(dim=1).numpy()

@@ -11,7 +11,7 @@ from lowres.data.read import read_dataset
 
 def dataset_stats(root: str | Path, cache_dir: str | None = None) -> dict:
     index = read_dataset(root)
-    images = cached_images(index.labelled.paths, cache_dir, desc="decoding labelled images")
+    images = cached_images(index.labelled, cache_dir, desc="decoding labelled images")
     mean, std = channel_stats(images)
     counts = Counter(index.labelled.labels)
     return {

@@ -10,7 +10,8 @@ from lowres.models import build_model, count_flops, count_parameters, describe_m
 REQUIRED = {"resnet8", "cnn_small", "resnet18", "resnet34", "resnet34_wide", "resnet50",
             "wide_resnet50_2", "resnext50_32x4d", "efficientnet_b7", "swin_t"}
 CHEAP = ["resnet8", "cnn_small", "resnet18", "resnet50", "swin_t"]  # real CPU forward is cheap
-BIG = ["resnet34", "resnet34_wide", "wide_resnet50_2", "resnext50_32x4d", "efficientnet_b7"]
+BIG = ["resnet34", "resnet34_wide", "wide_resnet50_2", "resnext50_32x4d", "efficientnet_b7",
+       "wrn16_4", "wrn16_8", "wrn28_10", "wrn40_4", "preact_resnet18"]  # the CIFAR classics too
 
 
 def meta_model(name, **kw):

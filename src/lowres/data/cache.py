@@ -3,11 +3,14 @@
 The cache key hashes the file list (path, size, modification time), so adding, removing or
 changing a file makes a new cache; an unchanged dataset is never decoded twice, across runs.
 Problems inside image files (unreadable, truncated, mixed sizes) are reported here, one
-line naming the file, before anything is written.
+line naming the file, before anything is written. Images stored in a table (Hugging Face
+datasets, parquet; see `tables.py`) are keyed by their table files and decoded the same
+way. `data.size=N` resizes (shorter side to N, centre crop) while decoding; off by default.
 """
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import sys
@@ -15,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from lowres.errors import DataError
 from lowres.progress import progress
@@ -32,44 +35,57 @@ def default_cache_dir() -> Path:
     return Path(base) / "lowres"
 
 
-def file_list_key(paths: list[Path]) -> str:
+def file_list_key(paths: list[Path], size: int | None = None) -> str:
     digest = hashlib.sha256(f"lowres-cache-v{CACHE_VERSION}\n".encode())
+    if size is not None:  # resized arrays are other arrays (unresized keys stay as they were)
+        digest.update(f"size={size}\n".encode())
     for path in paths:
         st = path.stat()
         digest.update(f"{path.resolve()}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:24]
 
 
-def _decode_one(path: Path) -> np.ndarray:
-    """HWC uint8 (C = 1 or 3); raises DataError naming the file."""
+def _fit(img: Image.Image, size: int) -> Image.Image:
+    """Resize the shorter side to `size` and crop the centre square (data.size)."""
+    if img.size == (size, size):
+        return img
+    return ImageOps.fit(img, (size, size), method=Image.Resampling.BICUBIC, centering=(0.5, 0.5))
+
+
+def _decode_one(source: Path | bytes, name: Path, size: int | None = None) -> np.ndarray:
+    """HWC uint8 (C = 1 or 3) of a file or of encoded bytes; raises DataError naming it."""
     try:
-        with Image.open(path) as img:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
             img.load()
             mode = "L" if img.mode in GRAY_MODES else "RGB"
-            arr = np.asarray(img.convert(mode), dtype=np.uint8)
+            converted = img.convert(mode)
+            arr = np.asarray(_fit(converted, size) if size else converted, dtype=np.uint8)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"{path}: cannot decode image ({exc}); replace or remove the file") from None
+        raise DataError(f"{name}: cannot decode image ({exc}); replace or remove the file") from None
     return arr[:, :, None] if arr.ndim == 2 else arr
 
 
-def decode_images(paths: list[Path], desc: str = "decoding") -> np.ndarray:
-    """Decode every file into one uint8 array [N, C, H, W]; one size for all files."""
+def decode_images(paths: list[Path], desc: str = "decoding", size: int | None = None,
+                  sources: list[bytes] | None = None) -> np.ndarray:
+    """Decode every file (or every encoded image of `sources`, named by `paths`) into one
+    uint8 array [N, C, H, W]; one size for all, or each resized to size x size."""
     if not paths:
         raise DataError("no images to decode (the image list is empty)")
-    first = _decode_one(paths[0])
+    sources = sources if sources is not None else paths
+    first = _decode_one(sources[0], paths[0], size)
     height, width = first.shape[:2]
     channels = first.shape[2]
     images: list[np.ndarray] = [first]
     # PIL releases the GIL while decoding, so threads use every core without pickling.
     workers = min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(workers) as pool:
-        decoded = progress(pool.map(_decode_one, paths[1:]), total=len(paths) - 1, desc=desc,
-                           unit="img")
+        decoded = progress(pool.map(_decode_one, sources[1:], paths[1:], [size] * (len(paths) - 1)),
+                           total=len(paths) - 1, desc=desc, unit="img")
         for path, arr in zip(paths[1:], decoded):
             if arr.shape[:2] != (height, width):
                 raise DataError(f"{path} is {arr.shape[1]}x{arr.shape[0]} but {paths[0].name} is "
-                                f"{width}x{height}: all images must have one size (lowres "
-                                f"never resizes)")
+                                f"{width}x{height}: all images must have one size; set "
+                                f"data.size=N to resize and centre-crop every image to NxN")
             channels = max(channels, arr.shape[2])
             images.append(arr)
     out = np.empty((len(images), channels, height, width), dtype=np.uint8)
@@ -78,11 +94,15 @@ def decode_images(paths: list[Path], desc: str = "decoding") -> np.ndarray:
     return out
 
 
-def cached_images(paths: list[Path], cache_dir: str | Path | None = None,
-                  desc: str = "decoding") -> np.ndarray:
-    """The decoded array for `paths`, from the cache when present (memory-mapped)."""
+def cached_images(items, cache_dir: str | Path | None = None, desc: str = "decoding",
+                  size: int | None = None) -> np.ndarray:
+    """The decoded array of `items` (a list of image files, or a `read.Split`, whose images
+    may live in a table), from the cache when present (memory-mapped). `size`: resize and
+    centre-crop to size x size (data.size); None keeps the images as they are."""
     cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-    key = file_list_key(paths)
+    table = getattr(items, "table", None)
+    paths = list(getattr(items, "paths", items))
+    key = table.cache_key(size) if table is not None else file_list_key(paths, size)
     npy = cache_dir / f"{key}.npy"
     if npy.exists():
         try:
@@ -91,7 +111,8 @@ def cached_images(paths: list[Path], cache_dir: str | Path | None = None,
                 return arr
         except (OSError, ValueError):
             pass  # a damaged cache file is rebuilt below
-    arr = decode_images(paths, desc=desc)
+    sources = table.encoded_images() if table is not None else None
+    arr = decode_images(paths, desc=desc, size=size, sources=sources)
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = npy.with_name(f".{npy.name}.tmp{os.getpid()}")
@@ -99,7 +120,7 @@ def cached_images(paths: list[Path], cache_dir: str | Path | None = None,
             np.save(f, arr)
         os.replace(tmp, npy)
         meta = {"files": len(paths), "shape": list(arr.shape), "first": str(paths[0]),
-                "version": CACHE_VERSION}
+                "version": CACHE_VERSION, "size": size}
         (cache_dir / f"{key}.json").write_text(json.dumps(meta) + "\n")
     except OSError as exc:  # a read-only cache dir costs speed, not correctness
         print(f"lowres: could not write the image cache in {cache_dir} ({exc}); "

@@ -76,7 +76,7 @@ def prepare(cfg: DataConfig, seed: int) -> Prepared:
     if not Path(cfg.root).expanduser().exists():
         raise DataError(f"data.root={cfg.root}: directory not found (set data.root=PATH to a "
                         f"dataset: labels.csv + trainval/, or train/<class>/ folders)")
-    index = read_dataset(cfg.root)
+    index = read_dataset(cfg.root, cfg.image_column, cfg.label_column)
     labels = np.asarray(index.labelled.labels, dtype=np.int64)
     class_names = index.class_names
     if cfg.classes is not None:
@@ -85,13 +85,14 @@ def prepare(cfg: DataConfig, seed: int) -> Prepared:
                             f"{index.num_classes} classes (lower data.classes)")
         class_names = class_names[: cfg.classes]
     keep = select(labels, cfg.classes, cfg.per_class)
-    images = cached_images(index.labelled.paths, cfg.cache_dir, desc="decoding labelled images")
+    images = cached_images(index.labelled, cfg.cache_dir, desc="decoding labelled images", size=cfg.size)
     # Validation: an explicit folder (data.val_dir), else the dataset's own val/, else a
     # stratified split of the labelled images.
-    val_split = read_labelled_folder(cfg.val_dir, class_names) if cfg.val_dir else index.val
+    val_split = (read_labelled_folder(cfg.val_dir, class_names, cfg.image_column, cfg.label_column)
+                 if cfg.val_dir else index.val)
     if val_split is not None and len(val_split):
-        val_images = np.asarray(cached_images(val_split.paths, cfg.cache_dir,
-                                              desc="decoding val images"))
+        val_images = np.asarray(cached_images(val_split, cfg.cache_dir, desc="decoding val images",
+                                              size=cfg.size))
         val_labels = np.asarray(val_split.labels, dtype=np.int64)
         in_classes = select(val_labels, cfg.classes, None)
         val_images, val_labels = val_images[in_classes], val_labels[in_classes]
@@ -113,10 +114,27 @@ def prepare(cfg: DataConfig, seed: int) -> Prepared:
                     val_labels, mean, std)
 
 
-def test_images(index: DatasetIndex, cache_dir: str | None) -> tuple[np.ndarray, list[str]]:
-    """The unlabelled test images (file-name order) and their Ids (file names)."""
+def test_images(index: DatasetIndex, cache_dir: str | None,
+                size: int | None = None) -> tuple[np.ndarray, list[str]]:
+    """The unlabelled test images (file-name order) and their Ids (file names; for tables
+    an id column, the stored file names or row numbers)."""
+    if index.test_labelled:
+        raise DataError(f"{index.root}: the test split is labelled, so it is for scoring, not "
+                        f"for a submission: run `lowres evaluate RUN --data {index.root}`")
     if not index.test.paths:
-        raise DataError(f"{Path(index.root) / 'test'} has no images: predict needs the test "
-                        f"images in DATA/test/")
-    return (np.asarray(cached_images(index.test.paths, cache_dir, desc="decoding test images")),
-            [p.name for p in index.test.paths])
+        where = "a test split" if index.layout == "table" else "the test images in DATA/test/"
+        raise DataError(f"{Path(index.root) / 'test'} has no images: predict needs {where}")
+    ids = index.test.ids or [p.name for p in index.test.paths]
+    return (np.asarray(cached_images(index.test, cache_dir, desc="decoding test images", size=size)), ids)
+
+
+def labelled_test(index: DatasetIndex, cache_dir: str | None, size: int | None = None,
+                  classes: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """The labelled test split (test/<class>/ folders, a labelled test table) restricted to
+    the first `classes` classes (data.classes), or None."""
+    if not index.test_labelled or not len(index.test):
+        return None
+    images = cached_images(index.test, cache_dir, desc="decoding test images", size=size)
+    labels = np.asarray(index.test.labels, dtype=np.int64)
+    keep = select(labels, classes, None)
+    return np.asarray(images[keep]), labels[keep]

@@ -76,15 +76,16 @@ class DropPathBottleneck(Bottleneck):
 RESIDUAL_BLOCKS = (DropPathBasicBlock, DropPathBottleneck)
 
 
-def set_drop_path(model: nn.Module, rate: float) -> None:
+def set_drop_path(model: nn.Module, rate: float, block_types: tuple[type, ...] = ()) -> None:
     """Give the residual blocks of `model` drop rates rising linearly from 0 (first block)
     to `rate` (last block), as in the stochastic-depth paper's linear decay rule.
 
     `StochasticDepth(p, "row")` zeroes a sample's branch with probability p and scales the
     kept ones by 1/(1-p) in training, and is the identity in eval mode. Blocks that end up
     with p = 0 (all of them when rate = 0) keep a plain Identity, so rate 0 costs nothing.
+    `block_types` names other block classes with a `drop_path` attribute (models/cifar.py).
     """
-    blocks = [m for m in model.modules() if isinstance(m, RESIDUAL_BLOCKS)]
+    blocks = [m for m in model.modules() if isinstance(m, block_types or RESIDUAL_BLOCKS)]
     for i, block in enumerate(blocks):
         p = rate * i / (len(blocks) - 1) if len(blocks) > 1 else rate
         block.drop_path = StochasticDepth(p, "row") if p > 0 else nn.Identity()

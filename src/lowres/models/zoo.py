@@ -13,6 +13,13 @@ honoured under a documented reinterpretation, or refused with a ConfigError:
   cnn_small, which has none.
 * `head`, `head_hidden`, `dropout`, `init`: apply to every model (`head_hidden` is only
   read by the mlp head).
+* `timm:<name>`: any timm model (optional extra), adapted to small inputs in
+  `timm_models.py`; `dropout` and `drop_path` become timm's drop_rate and drop_path_rate;
+  `init: torchvision` ("the builder's own") keeps timm's own initialisation.
+* The CIFAR classics (`cifar.py`: WRN-d-k, PreAct ResNet-18) take `stem` literally too;
+  their published 3x3 stride-1 stem is `stem: k3`, the shape `lowres models` describes.
+
+To add a model: write its builder in a family module and register it in `_REGISTRY`.
 """
 from __future__ import annotations
 
@@ -25,10 +32,12 @@ from torch.utils.flop_counter import FlopCounterMode
 from lowres.config import ModelConfig
 from lowres.errors import ConfigError, did_you_mean
 from lowres.models.adapted import build_efficientnet_b7, build_swin_t
+from lowres.models.cifar import CIFAR_NETS, build_cifar_net
 from lowres.models.heads import HEADS, make_head
 from lowres.models.init import INITS, apply_init
 from lowres.models.resnets import RESNETS, STEMS, build_resnet, set_drop_path
 from lowres.models.small import SMALL
+from lowres.models import timm_models
 
 # A builder takes (stem, in_channels, drop_path, image_size) and returns
 # (model, pooled feature count, name of the classifier attribute the head replaces).
@@ -60,6 +69,13 @@ def _swin(stem, in_channels, drop_path, image_size):
     return model, features, "head"
 
 
+def _cifar_builder(name: str) -> Builder:
+    def build(stem, in_channels, drop_path, image_size):
+        model = build_cifar_net(name, stem, in_channels, drop_path)
+        return model, model.num_features, "fc"
+    return build
+
+
 # name -> (builder, one-line summary), in the order `lowres models` lists them
 _REGISTRY: dict[str, tuple[Builder, str]] = {
     "resnet8": (_small_builder("resnet8"), SMALL["resnet8"][1]),
@@ -67,8 +83,11 @@ _REGISTRY: dict[str, tuple[Builder, str]] = {
     **{name: (_resnet_builder(name), spec[-1]) for name, spec in RESNETS.items()},
     "efficientnet_b7": (_efficientnet, "torchvision EfficientNet-B7, stem stride 1 for low-res input"),
     "swin_t": (_swin, "torchvision Swin-T, patch 2 and window 5 for low-res input"),
+    **{name: (_cifar_builder(name), summary) for name, (_, summary) in CIFAR_NETS.items()},
 }
 _NO_RESIDUALS = {"cnn_small"}
+# The stem `lowres models` describes a model with: its published one where that is not k4.
+_DESCRIBE_STEM = {name: "k3" for name in CIFAR_NETS}
 
 
 def model_names() -> list[str]:
@@ -87,7 +106,8 @@ def build_model(cfg: ModelConfig, num_classes: int, in_channels: int = 3, image_
     `image_size` only shapes swin_t (its window size); the CNNs pool globally and accept
     any size (the 40x40 feature-map sizes are documented in resnets.py / adapted.py).
     """
-    if cfg.name not in _REGISTRY:
+    is_timm = cfg.name.startswith(timm_models.PREFIX)
+    if not is_timm and cfg.name not in _REGISTRY:
         raise ConfigError(f"config key 'model.name': unknown model '{cfg.name}'"
                           f"{did_you_mean(cfg.name, model_names())}")
     _check_choice("stem", cfg.stem, STEMS)
@@ -103,10 +123,28 @@ def build_model(cfg: ModelConfig, num_classes: int, in_channels: int = 3, image_
     if num_classes < 1 or in_channels < 1:
         raise ConfigError(f"model needs at least 1 class and 1 input channel, got "
                           f"{num_classes} classes and {in_channels} channels")
-    builder, _ = _REGISTRY[cfg.name]
-    model, features, head_attr = builder(cfg.stem, in_channels, cfg.drop_path, image_size)
-    setattr(model, head_attr, make_head(cfg.head, features, num_classes, cfg.dropout, cfg.head_hidden))
-    apply_init(model, cfg.init, cfg.name)
+    if is_timm:
+        model = _build_timm(cfg, num_classes, in_channels, image_size)
+    else:
+        builder, _ = _REGISTRY[cfg.name]
+        model, features, head_attr = builder(cfg.stem, in_channels, cfg.drop_path, image_size)
+        setattr(model, head_attr, make_head(cfg.head, features, num_classes, cfg.dropout, cfg.head_hidden))
+    if not (is_timm and cfg.init == "torchvision"):  # for timm, "the builder's own" is timm's
+        apply_init(model, cfg.init, cfg.name)
+    return model
+
+
+def _build_timm(cfg: ModelConfig, num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+    name = cfg.name[len(timm_models.PREFIX):]
+    model, classifier, _ = timm_models.build_timm(name, cfg.stem, in_channels, num_classes, cfg.dropout,
+                                                  cfg.drop_path, image_size, cfg.head)
+    if cfg.head == "mlp":  # timm built its own Linear (drop_rate 0); the zoo's MLP takes its place
+        old = model.get_submodule(classifier) if classifier else None
+        if not isinstance(old, nn.Linear):
+            raise ConfigError(f"config key 'model.head': timm model '{name}' has no Linear "
+                              f"classifier to replace with the mlp head; use model.head=linear")
+        model.set_submodule(classifier, make_head("mlp", old.in_features, num_classes, cfg.dropout,
+                                                  cfg.head_hidden))
     return model
 
 
@@ -138,7 +176,40 @@ def describe_models(size: int = 40, num_classes: int = 200) -> list[dict]:
     rows = []
     for name, (_, summary) in _REGISTRY.items():
         with torch.device("meta"):
-            model = build_model(ModelConfig(name=name), num_classes, image_size=size)
+            model = build_model(ModelConfig(name=name, stem=_DESCRIBE_STEM.get(name, "k4")),
+                                num_classes, image_size=size)
         rows.append({"name": name, "params": count_parameters(model),
                      "gflops": count_flops(model, size) / 1e9, "summary": summary})
     return rows
+
+
+def stem_grid(model: nn.Module, stage: str | None, size: int, in_channels: int = 3) -> str:
+    """The feature map entering the first stage (`stage`, a module name) at size x size."""
+    if stage is None:
+        return "?"
+    seen: list[tuple[int, ...]] = []
+    hook = model.get_submodule(stage).register_forward_pre_hook(
+        lambda _m, args: seen.append(tuple(args[0].shape)) if not seen else None)
+    try:
+        count_flops(model, size, in_channels)
+    finally:
+        hook.remove()
+    shape = seen[0] if seen else ()
+    return f"{shape[-2]}x{shape[-1]}" if len(shape) == 4 else f"{shape[1]} tokens" if len(shape) == 3 else "?"
+
+
+def describe_timm(pattern: str | None, size: int = 40, num_classes: int = 200,
+                  stem: str = "k4"):
+    """Yields a row per timm model matching `pattern`: name, params, gflops, the feature map
+    after the adapted stem, or `error` when the model cannot be built at this size."""
+    for name in timm_models.list_timm(pattern):
+        row = {"name": timm_models.PREFIX + name}
+        try:
+            with torch.device("meta"):
+                model = build_model(ModelConfig(name=row["name"], stem=stem, init="default"),
+                                    num_classes, image_size=size)
+            row.update(params=count_parameters(model), gflops=count_flops(model, size) / 1e9,
+                       stem_grid=stem_grid(model, timm_models.first_stage(model), size))
+        except Exception as exc:  # noqa: BLE001 - one bad model must not end the listing
+            row["error"] = str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__
+        yield row

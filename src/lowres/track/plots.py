@@ -90,32 +90,30 @@ def _set_xlim(ax, run: RunData) -> None:
         ax.set_xlim(lo - pad, hi + pad)
 
 
-def plot_loss(run: RunData, path: Path) -> Path | None:
+def draw_loss(ax, run: RunData) -> bool:
     n = len(run.rows)
-    fig, ax = new_figure()
     drew = False
     drew |= _plot(ax, run.epochs, run.cols.get("train_loss", []), "train", n, color="tab:blue")
     drew |= _plot(ax, run.epochs, run.cols.get("val_loss", []), "val", n, color="tab:orange")
     drew |= _plot(ax, run.epochs, run.cols.get("ema_val_loss", []), "EMA val", n,
                   color="tab:green", linestyle="--")
     if not drew:
-        return None
+        return False
     mark_stages_and_drops(ax, run)
     _set_xlim(ax, run)
     _finish(ax, "loss", "loss", "upper right")
-    return save_figure(fig, path)
+    return True
 
 
-def plot_accuracy(run: RunData, path: Path) -> Path | None:
+def draw_accuracy(ax, run: RunData) -> bool:
     n = len(run.rows)
-    fig, ax = new_figure()
     drew = False
     drew |= _plot(ax, run.epochs, run.acc("train_acc"), "train", n, color="tab:blue")
     drew |= _plot(ax, run.epochs, run.acc("val_acc"), "val", n, color="tab:orange")
     drew |= _plot(ax, run.epochs, run.acc("ema_val_acc"), "EMA val", n,
                   color="tab:green", linestyle="--")
     if not drew:
-        return None
+        return False
     best, best_epoch = run.best("val_acc")
     if best is not None and best_epoch is not None:
         ax.plot([best_epoch], [best], marker="*", markersize=11, color="tab:red", linestyle="none",
@@ -123,14 +121,13 @@ def plot_accuracy(run: RunData, path: Path) -> Path | None:
     mark_stages_and_drops(ax, run)
     _set_xlim(ax, run)
     _finish(ax, "accuracy", "accuracy (%)", "lower right")
-    return save_figure(fig, path)
+    return True
 
 
-def plot_lr(run: RunData, path: Path) -> Path | None:
+def draw_lr(ax, run: RunData) -> bool:
     n = len(run.rows)
-    fig, ax = new_figure()
     if not _plot(ax, run.epochs, run.cols.get("lr", []), "lr", n, color="tab:purple"):
-        return None
+        return False
     lrs = finite(run.cols.get("lr", []))
     if lrs and min(lrs) > 0:
         ax.set_yscale("log")
@@ -141,7 +138,39 @@ def plot_lr(run: RunData, path: Path) -> Path | None:
     mark_stages_and_drops(ax, run)
     _set_xlim(ax, run)
     _finish(ax, "learning rate", "lr", "upper right")
-    return save_figure(fig, path)
+    return True
+
+
+def _plot_file(draw, run: RunData, path: Path) -> Path | None:
+    fig, ax = new_figure()
+    return save_figure(fig, path) if draw(ax, run) else None
+
+
+def plot_loss(run: RunData, path: Path) -> Path | None:
+    return _plot_file(draw_loss, run, path)
+
+
+def plot_accuracy(run: RunData, path: Path) -> Path | None:
+    return _plot_file(draw_accuracy, run, path)
+
+
+def plot_lr(run: RunData, path: Path) -> Path | None:
+    return _plot_file(draw_lr, run, path)
+
+
+def curves_figure(run: RunData):
+    """Loss, accuracy and learning rate side by side in one Figure (for notebooks)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(15, 3.8), dpi=DPI)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 3)
+    for ax, draw in zip(axes, (draw_loss, draw_accuracy, draw_lr)):
+        if not draw(ax, run):
+            ax.set_axis_off()
+    fig.subplots_adjust(left=0.05, right=0.98, top=0.88, bottom=0.14, wspace=0.25)
+    return fig
 
 
 def write_run_plots(run_dir: str | Path, strict: bool = False) -> list[Path]:

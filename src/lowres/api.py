@@ -1,0 +1,222 @@
+"""The Python API for notebooks: the CLI's operations as functions, results as objects.
+
+    import lowres
+    run = lowres.train("configs/seed/final.yaml", "data.root=DATA", "stages.0.epochs=3")
+    run.metrics            # pandas DataFrame, one row per epoch
+    run.plot()             # loss, accuracy and LR curves (inline in Jupyter)
+    lowres.predict([run], "DATA", tta="flip")          # the submission as a DataFrame
+
+Same configs, overrides, run directories and errors as the CLI: a bad input raises the
+CLI's one-line `LowresError` (never SystemExit). Stopping a notebook cell (the stop button
+sends SIGINT, as Ctrl-C does) saves a checkpoint after the current step and prints the
+`lowres.resume(...)` call that continues the run.
+"""
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from lowres.errors import LowresError
+
+RunLike = "str | Path | TrainedRun"
+
+
+def _pandas():
+    try:
+        import pandas  # noqa: PLC0415
+    except ImportError:
+        raise LowresError("DataFrames need pandas: pip install 'lowres[notebook]'") from None
+    return pandas
+
+
+class TrainedRun:
+    """A run directory, read on demand (a running run shows its latest epoch)."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.dir = Path(run_dir)
+        if not (self.dir / "config.yaml").is_file():
+            raise LowresError(f"{self.dir} is not a lowres run directory (no config.yaml); pass "
+                              f"a directory that lowres.train created")
+
+    def __repr__(self) -> str:
+        best = self.best
+        acc = ("" if best["val_acc"] is None
+               else f", best val acc {best['val_acc']:.4f} (epoch {best['epoch']})")
+        return f"TrainedRun('{self.dir}', {self.state}{acc})"
+
+    def _data(self):
+        from lowres.track.rundata import load_run as read_run_dir  # noqa: PLC0415
+
+        return read_run_dir(self.dir)
+
+    @property
+    def metrics(self):
+        """metrics.csv as a pandas DataFrame (one row per epoch over all stages)."""
+        pd = _pandas()
+        path = self.dir / "metrics.csv"
+        return pd.read_csv(path) if path.is_file() and path.stat().st_size else pd.DataFrame()
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        from lowres.track.runlog import read_events  # noqa: PLC0415
+
+        return read_events(self.dir)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return yaml.safe_load((self.dir / "config.yaml").read_text())
+
+    @property
+    def status(self) -> dict[str, Any]:
+        from lowres.track.runlog import read_status  # noqa: PLC0415
+
+        return read_status(self.dir)
+
+    @property
+    def state(self) -> str:
+        return self._data().state
+
+    @property
+    def best(self) -> dict[str, Any]:
+        """{'val_acc': best validation accuracy (0..1) or None, 'epoch': its epoch or None}."""
+        percent, epoch = self._data().best("val_acc")
+        return {"val_acc": None if percent is None else percent / 100.0, "epoch": epoch}
+
+    def model(self, checkpoint: str = "best"):
+        """The trained network, eval mode on the CPU, ready for inference: uint8 images
+        [N, C, H, W] in, class probabilities out (normalisation inside); `.class_names`."""
+        from lowres.inference import load_probability_model  # noqa: PLC0415
+
+        return load_probability_model(self.dir, checkpoint)[0]
+
+    def plot(self):
+        """Loss, accuracy and learning-rate curves in one matplotlib Figure; shown inline in
+        Jupyter."""
+        from lowres.progress import in_notebook  # noqa: PLC0415
+        from lowres.track.plots import curves_figure  # noqa: PLC0415
+
+        fig = curves_figure(self._data())
+        if in_notebook():
+            import io  # noqa: PLC0415
+
+            from IPython.display import Image, display  # noqa: PLC0415
+
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png")
+            display(Image(data=buf.getvalue()))
+            return None  # shown once: a returned Figure could be rendered a second time
+        return fig
+
+    def predict(self, data: str | Path, **kwargs):
+        """`lowres.predict([this run], data, ...)`."""
+        return predict([self], data, **kwargs)
+
+    def evaluate(self, data: str | Path | None = None, **kwargs) -> dict:
+        """`lowres.evaluate(this run, data, ...)`."""
+        return evaluate(self, data, **kwargs)
+
+
+def load_run(run_dir: str | Path) -> TrainedRun:
+    return TrainedRun(run_dir)
+
+
+def _run_dir(run) -> Path:
+    return run.dir if isinstance(run, TrainedRun) else Path(run)
+
+
+def _duration(value: float | str | None) -> float | None:
+    if value is None or isinstance(value, (int, float)):
+        return value
+    from lowres.durations import parse_duration  # noqa: PLC0415
+
+    return parse_duration(value)
+
+
+def train(config: str | Path | dict, *overrides: str, run_dir: str | Path | None = None,
+          time_limit: float | str | None = None, pause_after: int | None = None,
+          dry_run: bool = False) -> TrainedRun | None:
+    """`lowres train CONFIG key=value ...`: `config` is a YAML path or a dict of the same
+    keys; `time_limit` is seconds or a duration such as '11h30m'. Returns the run (None for
+    a dry run). An interrupted run returns stopped and resumable with `lowres.resume`."""
+    from lowres import config as config_mod  # noqa: PLC0415
+    from lowres.train import loop  # noqa: PLC0415
+
+    overrides = [str(o) for o in overrides]
+    with tempfile.TemporaryDirectory(prefix="lowres-config-") as tmp:
+        if isinstance(config, dict):
+            path = Path(tmp) / f"{config.get('name') or 'run'}.yaml"
+            path.write_text(yaml.safe_dump(config, sort_keys=False))
+            config = path
+        if run_dir is None and not dry_run:  # known up front, to name it if interrupted
+            run_dir = loop.default_run_dir(config_mod.load(config, overrides), config)
+        return _train_guarded(lambda: loop.train(
+            config, overrides, run_dir=run_dir, time_limit=_duration(time_limit),
+            pause_after_epochs=pause_after, dry_run=dry_run, out=sys.stdout), run_dir)
+
+
+def resume(run_dir: str | Path | TrainedRun, *overrides: str, time_limit: float | str | None = None,
+           pause_after: int | None = None) -> TrainedRun:
+    """`lowres train --resume RUN_DIR key=value ...`: continue exactly where it stopped."""
+    from lowres.train import loop  # noqa: PLC0415
+
+    run_dir = _run_dir(run_dir)
+    return _train_guarded(lambda: loop.train(
+        None, [str(o) for o in overrides], resume=run_dir, time_limit=_duration(time_limit),
+        pause_after_epochs=pause_after, out=sys.stdout), run_dir)
+
+
+def _train_guarded(start, run_dir) -> TrainedRun | None:
+    try:
+        result = start()
+    except KeyboardInterrupt:
+        # A second interrupt (or one before training began) stops at once; the last
+        # end-of-epoch checkpoint, if any, still resumes.
+        if run_dir is not None and (Path(run_dir) / "checkpoints" / "last.pt").is_file():
+            print(f'lowres: interrupted; continue from the last saved epoch with '
+                  f'lowres.resume("{run_dir}")', file=sys.stdout, flush=True)
+        raise
+    if result is None:
+        return None
+    if result.state == "stopped":
+        print(f'  from Python: lowres.resume("{result.run_dir}")', file=sys.stdout, flush=True)
+    return TrainedRun(result.run_dir)
+
+
+def predict(runs: RunLike | Iterable[RunLike], data: str | Path, tta: str = "none",
+            out: str | Path | None = None, checkpoint: str = "best", device: str = "auto",
+            cache_dir: str | None = None):
+    """`lowres predict RUN ... --data DATA`: the submission (Id, Category) as a pandas
+    DataFrame, in file-name order; also written as CSV when `out` is given. Several runs
+    form an ensemble."""
+    from lowres.predict import submission_rows, write_submission  # noqa: PLC0415
+
+    pd = _pandas()
+    if isinstance(runs, (str, Path, TrainedRun)):
+        runs = [runs]
+    run_dirs = [_run_dir(r) for r in runs]
+    ids, labels = submission_rows(run_dirs, data, tta, checkpoint, device, cache_dir)
+    if out is not None:
+        write_submission(Path(out), ids, labels)
+        print(f"lowres: wrote {out} ({len(ids)} rows; {len(run_dirs)} model(s), tta={tta})")
+    return pd.DataFrame({"Id": ids, "Category": labels})
+
+
+def evaluate(run: RunLike, data: str | Path | None = None, tta: str = "none",
+             checkpoint: str = "best", device: str = "auto", out_dir: str | Path | None = None) -> dict:
+    """`lowres evaluate RUN [--data DIR]`: accuracy, per-class accuracy, confusion matrix
+    (written to RUN/evaluation/); returns the evaluation as a dict."""
+    from lowres.predict import evaluate as evaluate_run  # noqa: PLC0415
+
+    return evaluate_run(_run_dir(run), data, which=checkpoint, tta=tta, device=device, out_dir=out_dir)
+
+
+def models(size: int = 40, num_classes: int = 200, timm: str | None = None):
+    """`lowres models [--timm PATTERN]` as a DataFrame."""
+    from lowres.models.zoo import describe_models, describe_timm  # noqa: PLC0415
+
+    rows = list(describe_timm(timm, size, num_classes)) if timm else describe_models(size, num_classes)
+    return _pandas().DataFrame(rows)
