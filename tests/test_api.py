@@ -90,8 +90,10 @@ def test_api_names_shared_with_subpackages_are_functions_and_subpackages(monkeyp
 
     assert "config" in inspect.signature(lowres.train).parameters  # the function, for notebooks
     assert lowres.train.loop is loop_module and lowres.models.zoo is zoo  # and the package
-    monkeypatch.setattr("lowres.train.loop.CUT_CHECK_EVERY", 7)  # string paths still resolve
-    assert loop_module.CUT_CHECK_EVERY == 7
+    monkeypatch.setattr("lowres.train.runner.StepControl.CONSENSUS_EVERY", 7)  # string paths
+    from lowres.train.runner import StepControl  # still resolve through lowres.train
+
+    assert StepControl.CONSENSUS_EVERY == 7
 
 
 timm = pytest.importorskip("timm")  # the tests below need timm
