@@ -56,6 +56,11 @@ class TrainConfig:
     ema: float = 0.0  # EMA decay of the weights (e.g. 0.999); 0 = off
     threads: int | None = None  # CPU threads for torch; default: all cores
     checkpoint_minutes: float = 10.0  # also save last.pt mid-epoch this often
+    # Which epoch's weights become best.pt (train/selection.py; evidence in
+    # benchmarks/RESULTS.md): smoothed_acc (mean val acc of the last checkpoint_window
+    # epochs) | val_acc (highest single epoch) | val_loss | last
+    checkpoint_rule: str = "smoothed_acc"
+    checkpoint_window: int = 3
 
 
 @dataclass

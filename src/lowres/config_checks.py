@@ -16,6 +16,7 @@ _CHOICES = {
     "train.channels_last": ("auto", "yes", "no"),
     "train.compile": ("auto", "yes", "no"),
     "data.resident": ("auto", "yes", "no"),
+    "train.checkpoint_rule": ("smoothed_acc", "val_acc", "val_loss", "last"),  # train/selection.py
 }
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("constant", "step", "multistep", "cosine", "cosine_restarts", "plateau", "onecycle")
@@ -46,7 +47,8 @@ def validate(cfg: Config, require_root: bool = True) -> None:
     _check_range("train.ema", cfg.train.ema, 0.0, 0.999999)
     for where, value in (("data.classes", cfg.data.classes), ("data.per_class", cfg.data.per_class),
                          ("train.batch_size", cfg.train.batch_size),
-                         ("train.eval_batch_size", cfg.train.eval_batch_size)):
+                         ("train.eval_batch_size", cfg.train.eval_batch_size),
+                         ("train.checkpoint_window", cfg.train.checkpoint_window)):
         if value is not None and value < 1:
             raise ConfigError(f"config key '{where}': must be at least 1, got {value}")
     if not cfg.stages:

@@ -4,7 +4,11 @@ from __future__ import annotations
 import math
 import sys
 
+from lowres.intervals import interval_columns
+from lowres.track.outcomes import record_val_outcomes
 from lowres.train.engine import EpochProgress
+from lowres.train.selection import advance as advance_best
+from lowres.train.selection import warn_small_selection_split
 
 
 def publish_epoch(run, progress: EpochProgress, seconds: float,
@@ -19,11 +23,13 @@ def publish_epoch(run, progress: EpochProgress, seconds: float,
     if engine.ema is not None:
         run.dist.sync_buffers(engine.ema.module)
     bs = cfg.train.eval_batch_size
-    val_loss, val_acc = engine.evaluate(engine.module, data.val_images, data.val_labels, pipeline, bs)
-    ema_loss = ema_acc = None
+    val = engine.evaluate_per_image(engine.module, data.val_images, data.val_labels, pipeline, bs)
+    val_loss, val_acc = val.loss, val.acc
+    ema_loss = ema_acc = ema_val = None
     if engine.ema is not None:
-        ema_loss, ema_acc = engine.evaluate(engine.ema.module, data.val_images, data.val_labels,
+        ema_val = engine.evaluate_per_image(engine.ema.module, data.val_images, data.val_labels,
                                             pipeline, bs)
+        ema_loss, ema_acc = ema_val.loss, ema_val.acc
     lr = run.schedule.lr_at((pos["stage_epoch"] + 1) * run.loader.steps_per_epoch - 1)
     pos["epoch"] += 1
     pos["stage_epoch"] += 1
@@ -36,6 +42,7 @@ def publish_epoch(run, progress: EpochProgress, seconds: float,
         "ema_val_loss": _num(ema_loss), "ema_val_acc": _num(ema_acc),
         "images_per_s": seen / progress.seconds if progress.seconds > 0 else None,
         "seconds": seconds, "elapsed": run.elapsed,
+        **interval_columns(val_acc, len(data.val_labels)),
     }
     run.log.append_metrics(row)
     run.tensorboard.log_epoch(row)
@@ -45,17 +52,21 @@ def publish_epoch(run, progress: EpochProgress, seconds: float,
     if dropped:
         run.log.event("lr_drop", epoch=pos["epoch"], stage=stage_i,
                       lr=run.schedule.lr_at(pos["stage_epoch"] * run.loader.steps_per_epoch))
-    # The better of the raw and EMA weights competes for best.pt.
-    candidates = [(val_acc, False)] + ([(ema_acc, True)] if ema_acc is not None else [])
-    candidates = [(a, e) for a, e in candidates if a is not None and not math.isnan(a)]
-    if candidates:
-        acc, use_ema = max(candidates, key=lambda c: c[0])
-        if run.best["val_acc"] is None or acc > run.best["val_acc"]:
-            run.best = {"val_acc": acc, "epoch": pos["epoch"]}
-            run.save_best(use_ema)
-            run.log.event("best", epoch=pos["epoch"], val_acc=acc, weights="ema" if use_ema else "raw")
-    else:
+    # best.pt: the raw and EMA weights compete under the config's rule (train/selection.py).
+    rule, window = cfg.train.checkpoint_rule, cfg.train.checkpoint_window
+    run.best, choice = advance_best(run.best, row, rule, window)
+    if choice is not None:
+        run.save_best(choice.weights == "ema")
+        run.log.event("best", epoch=pos["epoch"], val_acc=choice.val_acc, weights=choice.weights,
+                      rule=rule, score=choice.score)
+    elif _num(val_acc) is None and _num(ema_acc) is None:
         run.save_best(False)  # no validation split: best.pt is the latest weights
+    if run.log.enabled and len(val.correct):
+        chosen = (ema_val if choice.weights == "ema" else val) if choice is not None else None
+        record_val_outcomes(run.log.dir, data.val_images, data.val_labels, pos["epoch"],
+                            val.correct, chosen.correct if chosen is not None else None)
+    if pos["epoch"] == 1 and run.log.enabled:
+        warn_small_selection_split(run.log, len(data.val_labels), rule)
     return row, run.stop.update(pos["stage_epoch"], dropped, val_acc)
 
 
@@ -66,6 +77,8 @@ def epoch_line(row: dict, stage_epochs: int, dropped_to: float | None = None) ->
     line = (f"epoch {row['epoch']:>3} {row['stage_name']} {row['stage_epoch']}/{stage_epochs}  "
             f"train loss {num('train_loss', '.4f')} acc {num('train_acc', '.4f')}  "
             f"val loss {num('val_loss', '.4f')} acc {num('val_acc', '.4f')}")
+    if row.get("val_acc_low") is not None:  # Wilson 95% for the split's size
+        line += f" [{row['val_acc_low']:.3f}-{row['val_acc_high']:.3f}]"
     if row.get("ema_val_acc") is not None:
         line += f" (ema {row['ema_val_acc']:.4f})"
     line += f"  lr {row['lr']:.3g}  {num('images_per_s', '.0f')} img/s  {row['seconds']:.1f}s"
