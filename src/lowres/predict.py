@@ -15,8 +15,11 @@ from lowres.augment import build_pipeline
 from lowres.data.prepare import prepare, test_images
 from lowres.data.read import read_dataset, read_labelled_folder
 from lowres.data.cache import cached_images
+from lowres.checkpoint_note import describe as describe_checkpoint
 from lowres.errors import LowresError
+from lowres.intervals import wilson_interval
 from lowres.models import build_model
+from lowres.track.rundata import load_run as load_run_data
 from lowres.track.runlog import atomic_write_text
 from lowres.train import checkpoint
 from lowres.train.device import resolve
@@ -36,6 +39,7 @@ class Loaded:
     image_shape: tuple[int, int, int]
     cfg: config_mod.Config
     eval_batch: int
+    note: str = ""  # which checkpoint and why (lowres.checkpoint_note)
 
 
 def load_run(run_dir: str | Path, which: str = "best", device: str = "auto") -> Loaded:
@@ -51,8 +55,9 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "auto") -> 
     model.load_state_dict(state["model"])
     engine = Engine(model, policy, cfg.train.label_smoothing)
     pipeline = build_pipeline([], meta["mean"], meta["std"], len(meta["class_names"]))
+    note = describe_checkpoint(path, state, which, load_run_data(run_dir).val_images)
     return Loaded(Path(run_dir), engine, pipeline, list(meta["class_names"]), tuple(meta["image_shape"]),
-                  cfg, cfg.train.eval_batch_size)
+                  cfg, cfg.train.eval_batch_size, note)
 
 
 def probabilities(loaded: Loaded, images: np.ndarray, tta: str) -> torch.Tensor:
@@ -94,6 +99,8 @@ def predict(run_dirs: list[str | Path], data_root: str | Path, tta: str = "none"
     if tta not in TTA_MODES:
         raise LowresError(f"--tta {tta!r} is not one of {', '.join(TTA_MODES)}")
     runs = [load_run(r, which, device) for r in run_dirs]
+    for loaded in runs:
+        print(f"lowres: {loaded.note}", file=log)
     index = read_dataset(data_root)
     images, ids = test_images(index, cache_dir)
     probs = ensemble(runs, images, tta)
@@ -112,6 +119,7 @@ def evaluate(run_dir: str | Path, data: str | Path | None = None, which: str = "
     labelled folder; writes evaluation.json and a confusion-matrix PNG."""
     log = log or sys.stdout
     loaded = load_run(run_dir, which, device)
+    print(f"lowres: {loaded.note}", file=log)
     if data is None:
         prepared = prepare(loaded.cfg.data, loaded.cfg.seed)
         images, labels, source = prepared.val_images, prepared.val_labels, "the run's val split"
@@ -127,14 +135,17 @@ def evaluate(run_dir: str | Path, data: str | Path | None = None, which: str = "
     from lowres.track.confusion import summarize, write_confusion_plot  # noqa: PLC0415
 
     result = summarize(labels, predicted, loaded.class_names)
-    result.update(source=source, images=int(len(labels)), tta=tta, checkpoint=which)
+    result.update(source=source, images=int(len(labels)), tta=tta, checkpoint=which,
+                  checkpoint_used=loaded.note)
     out_dir = Path(out_dir) if out_dir else Path(run_dir) / "evaluation"
     out_dir.mkdir(parents=True, exist_ok=True)
     plot = write_confusion_plot(labels, predicted, loaded.class_names, out_dir / "confusion.png")
     import json  # noqa: PLC0415
 
     atomic_write_text(out_dir / "evaluation.json", json.dumps(result, indent=1) + "\n")
-    print(f"lowres: {source}: accuracy {result['accuracy']:.4f} on {len(labels)} images", file=log)
+    low, high = wilson_interval(int(round(result["accuracy"] * len(labels))), len(labels))
+    print(f"lowres: {source}: accuracy {result['accuracy']:.4f} [{low:.4f}-{high:.4f}, "
+          f"Wilson 95%] on {len(labels)} images", file=log)
     worst = sorted(result["per_class"].items(), key=lambda kv: kv[1]["accuracy"])[:5]
     print("  weakest classes: " + ", ".join(f"{k} {v['accuracy']:.2f}" for k, v in worst), file=log)
     print(f"  confusion matrix: {plot}\n  details: {out_dir / 'evaluation.json'}", file=log)
