@@ -46,6 +46,15 @@ def test_runs_and_compare(tiny_data, tmp_path, capsys):
                  str(out)]) == 0
     md = (out / "comparison.md").read_text()
     assert "model.dropout" in md and (out / "report.html").exists()
+    # Same seed and data: the same val split, so the runs are paired image by image.
+    from lowres.track.outcomes import paired_test, read_val_outcomes  # noqa: PLC0415
+
+    a, b = (read_val_outcomes(tmp_path / "runs" / n) for n in ("a", "b"))
+    assert a.split == b.split and a.images == b.images > 0
+    r = paired_test(a.correct["last"], b.correct["last"])
+    assert (f"| a | b | last epoch | {r.only_a} | {r.only_b} | {r.images} | "
+            f"{r.difference_points:+.1f} | {r.p_value:.2g} |") in md
+    assert "BEST.PT VAL (95%)" in table and "(" in table.splitlines()[1]
 
 
 def test_sweep_interrupted_and_restarted_runs_each_point_once(tiny_data, tmp_path, monkeypatch,
