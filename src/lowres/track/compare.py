@@ -1,13 +1,19 @@
 """`lowres compare RUN...`: overlaid curves, a results table and the config keys that differ.
 
 Writes into out_dir:
-  compare_loss.png, compare_accuracy.png, compare_lr.png   one colour per run
-  comparison.md     results table, differing config keys, seed groups (when asked)
+  compare_loss.png, compare_accuracy.png, compare_lr.png   one colour per run (per group,
+                    as a mean line with a min-max band over seeds, with group_seeds)
+  comparison.md     results table (val accuracies with Wilson 95% intervals), differing
+                    config keys, paired tests, seed groups (when asked)
   report.html       the same, self-contained (images embedded)
+
+Paired tests (track/paired.py): runs scored on the same val images are compared with
+McNemar's exact test at best.pt and at the last epoch.
 
 Seed groups (`group_seeds=True`): runs whose configs are equal once `seed` and `name` are
 left out form one group; each group gets mean and sample standard deviation of its runs'
-best val accuracy, and every pair of groups gets a one-line verdict (see SPREAD_RULE).
+best.pt val accuracy and the t-interval of that mean, every pair of groups gets a one-line
+verdict (see SPREAD_RULE) and a paired test pooled over the val splits they share.
 """
 from __future__ import annotations
 
@@ -34,6 +40,10 @@ SPREAD_RULE = ("rule: two groups are called distinguishable only when the differ
                "significance test, and a group with one seed has no spread to judge by")
 
 MISSING = "(absent)"
+
+BAND_CAPTION = ("one colour per seed group: the line is the mean over the group's seeds at "
+                "each epoch, the shaded band spans their minimum to maximum (val accuracy and "
+                "val loss); dashed: train mean")
 
 WIDE_RUNS = 6  # above this many runs, the config-diff table lists one row per run
 
@@ -306,8 +316,8 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, group_seed
             images.append(img)
 
     # results
-    res_header = ["run", "best val", "epoch of best", "final val", "epochs", "wall time",
-                  "images/s", "status", "val images"]
+    res_header = ["run", "best.pt val (95%)", "epoch of best.pt", "final val (95%)", "epochs",
+                  "wall time", "images/s", "status", "val images"]
     res_rows = []
     for run, label in zip(runs, labels):
         best, best_epoch, _rule = run.checkpoint_best()
@@ -405,7 +415,8 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, group_seed
         md += ["## Curves", ""] + [f"![{p.stem}]({p.name})" for p in images] + [""]
     atomic_write_text(out_dir / "comparison.md", "\n".join(md))
     return write_comparison_report(out_dir, f"Comparison of {len(runs)} runs", images, tables,
-                                   notes, runs=[(lab, str(p)) for lab, p in zip(labels, paths)])
+                                   notes, runs=[(lab, str(p)) for lab, p in zip(labels, paths)],
+                                   caption=BAND_CAPTION if group_seeds else None)
 
 
 def _group_names(configs: Sequence[dict], groups: list[list[int]]) -> list[str]:

@@ -309,7 +309,8 @@ def write_run_report(run_dir: str | Path, strict: bool = False) -> Path:
 def write_comparison_report(out_dir: str | Path, title: str, images: Sequence[Path],
                             tables: Sequence[tuple[str, Sequence[str], Sequence[Sequence[Any]]]],
                             notes: Sequence[str] = (),
-                            runs: Sequence[tuple[str, str]] = ()) -> Path:
+                            runs: Sequence[tuple[str, str]] = (),
+                            caption: str | None = None) -> Path:
     """Write out_dir/report.html for a comparison and return its path.
 
     images: PNG files to embed; tables: (heading, header, rows) each; notes: lines shown
@@ -329,7 +330,8 @@ def write_comparison_report(out_dir: str | Path, title: str, images: Sequence[Pa
     if images:
         parts.append("<h2>Curves</h2>")
         parts += [img_tag(p, Path(p).stem) for p in images]
-        parts.append('<p class="muted">one colour per run; solid: val, dashed: train; thin '
+        parts.append(f'<p class="muted">{esc(caption)}</p>' if caption else
+                     '<p class="muted">one colour per run; solid: val, dashed: train; thin '
                      "dashed vertical lines: stage boundaries; triangles: learning-rate drops"
                      "</p>")
     path = out_dir / "report.html"
