@@ -36,7 +36,7 @@ def test_train_then_predict_writes_a_valid_submission(tiny_data, tmp_path, capsy
     n = int(row["val_images"])
     assert n == 24 and float(row["val_acc_low"]) <= float(row["val_acc"]) <= float(row["val_acc_high"])
     best_events = [e for e in read_events(run) if e["event"] == "best"]
-    assert best_events and all(e["rule"] == "smoothed_acc" for e in best_events)
+    assert best_events and all(e["rule"] == "val_loss" for e in best_events)
     outcomes = json.loads((run / "val_outcomes.json").read_text())
     assert outcomes["images"] == n and outcomes["last"]["epoch"] == 2
     assert outcomes["best"]["epoch"] == best_events[-1]["epoch"]

@@ -57,9 +57,10 @@ class TrainConfig:
     threads: int | None = None  # CPU threads for torch; default: all cores
     checkpoint_minutes: float = 10.0  # also save last.pt mid-epoch this often
     # Which epoch's weights become best.pt (train/selection.py; evidence in
-    # benchmarks/RESULTS.md): smoothed_acc (mean val acc of the last checkpoint_window
-    # epochs) | val_acc (highest single epoch) | val_loss | last
-    checkpoint_rule: str = "smoothed_acc"
+    # benchmarks/RESULTS.md, "Checkpoint choice"): val_loss (lowest val cross-entropy) |
+    # val_acc (highest single epoch) | smoothed_acc (mean val acc of the last
+    # checkpoint_window epochs) | last
+    checkpoint_rule: str = "val_loss"
     checkpoint_window: int = 3
 
 

@@ -16,7 +16,7 @@ _CHOICES = {
     "train.channels_last": ("auto", "yes", "no"),
     "train.compile": ("auto", "yes", "no"),
     "data.resident": ("auto", "yes", "no"),
-    "train.checkpoint_rule": ("smoothed_acc", "val_acc", "val_loss", "last"),  # train/selection.py
+    "train.checkpoint_rule": ("val_loss", "val_acc", "smoothed_acc", "last"),  # train/selection.py
 }
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("constant", "step", "multistep", "cosine", "cosine_restarts", "plateau", "onecycle")

@@ -6,10 +6,14 @@ benchmarks/RESULTS.md, "Checkpoint choice"). The rules here are pure functions o
 metric history so that every rank takes the same decision from the same numbers.
 
 Rules (train.checkpoint_rule):
+  val_loss      the lowest val loss (cross-entropy without label smoothing): the default.
+                It averages every image's confidence, not only its argmax, so it moves less
+                from noise than accuracy on the same images; ties go to the later epoch
+  val_acc       the highest single-epoch val accuracy; ties keep the earlier epoch (the
+                classic rule, kept for comparison and for users who want it)
   smoothed_acc  the mean val accuracy of the last `window` epochs; ties go to the later
-                epoch (same evidence, more training)
-  val_acc       the highest single-epoch val accuracy; ties keep the earlier epoch
-  val_loss      the lowest val loss (cross-entropy without label smoothing)
+                epoch (same evidence, more training). It lags: after a stage boundary the
+                new stage's warm-up dip stays in the window for `window` epochs
   last          the newest weights, always
 """
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Sequence
 
 from lowres.intervals import half_width_points
 
-RULES = ("smoothed_acc", "val_acc", "val_loss", "last")
+RULES = ("val_loss", "val_acc", "smoothed_acc", "last")
 
 # The weights that can compete for best.pt and the metrics.csv columns that score them.
 WEIGHTS = {"raw": ("val_acc", "val_loss"), "ema": ("ema_val_acc", "ema_val_loss")}
