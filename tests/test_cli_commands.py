@@ -13,6 +13,8 @@ def test_stats_prints_exact_mean_and_std(tiny_data, capsys):
     out = capsys.readouterr().out
     assert "96 labelled, 12 test; 16x16, 3 channel(s)" in out
     assert "classes: 4; images per class min 24, max 24" in out and "mean " in out
+    # 10% of 24 images per class rounds to 2 each: 8 images, +-28.5 points (Wilson 95%).
+    assert "data.val_fraction=0.1: val 8 images: +-28.5 points at 50% (Wilson 95%)" in out
 
 
 def test_models_lists_every_model_with_size(capsys):

@@ -116,6 +116,8 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tiny_data, tmp_path, capsys)
     assert main(["train", str(cfg), "--run-dir", str(tmp_path / "run"), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "forward + backward OK" in out and "LR per epoch" in out
+    assert "val 24 images: +-" in out and "best.pt by train.checkpoint_rule=val_loss" in out
+    assert "note: the val split has 24 images" in out  # too small to choose among epochs
     assert not (tmp_path / "run").exists()
 
 
