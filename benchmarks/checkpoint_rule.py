@@ -114,6 +114,8 @@ def simulate(history: Path, select: int, draws: int, window: int, seed: int) -> 
             "mean": {r: float(np.mean(v)) for r, v in held.items()},
             "vs_val_acc": {r: float(np.mean(np.asarray(held[r]) - np.asarray(held["val_acc"])))
                            for r in RULES},
+            "vs_last": {r: float(np.mean(np.asarray(held[r]) - np.asarray(held["last"])))
+                        for r in RULES},
             "median_epoch": {r: float(np.median(v)) for r, v in chosen_epochs.items()},
             "per_epoch": correct.mean(axis=1).round(4).tolist()}
 
@@ -147,6 +149,7 @@ def main() -> int:
             for rule in (*RULES, "oracle"):
                 extra = "" if rule == "oracle" else (
                     f"  vs val_acc {100 * r['vs_val_acc'][rule]:+.2f} pts"
+                    f"  vs last {100 * r['vs_last'][rule]:+.2f}"
                     f"  median epoch {r['median_epoch'][rule]:.0f}")
                 print(f"  {rule:>13}: held-out {100 * r['mean'][rule]:.2f}%{extra}")
     return 0
