@@ -381,7 +381,10 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, group_seed
             ms = "-" if mean is None else (f"{mean:.2f}% ± {std:.2f}%" if std is not None
                                           else f"{mean:.2f}% (one seed)")
             interval = mean_interval(values)
-            ci = (f"{interval[0]:.2f}% {fmt_interval_pct(interval[1], interval[2])}"
+            # An accuracy's interval is clipped to 0-100: with two seeds t(1) = 12.7 and
+            # the bare mean +- t * sd / sqrt(n) easily leaves the possible range.
+            ci = (f"{interval[0]:.2f}% "
+                  f"{fmt_interval_pct(max(interval[1], 0.0), min(interval[2], 100.0))}"
                   if interval else "- (needs 2 seeds)")
             g_rows.append([name, len(values), seeds, fmt_pct(mean),
                            fmt_pct(std) if std is not None else "-", ms, ci])
