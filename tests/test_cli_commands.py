@@ -14,6 +14,8 @@ def test_stats_prints_exact_mean_and_std(tiny_data, capsys):
     out = capsys.readouterr().out
     assert "96 labelled, 12 test; 16x16, 3 channel(s)" in out
     assert "classes: 4; images per class min 24, max 24" in out and "mean " in out
+    # 10% of 24 images per class rounds to 2 each: 8 images, +-28.5 points (Wilson 95%).
+    assert "data.val_fraction=0.1: val 8 images: +-28.5 points at 50% (Wilson 95%)" in out
 
 
 def test_models_lists_every_model_with_size(capsys):
@@ -61,6 +63,15 @@ def test_runs_and_compare(tiny_data, tmp_path, capsys):
                  str(out)]) == 0
     md = (out / "comparison.md").read_text()
     assert "model.dropout" in md and (out / "report.html").exists()
+    # Same seed and data: the same val split, so the runs are paired image by image.
+    from lowres.track.outcomes import paired_test, read_val_outcomes  # noqa: PLC0415
+
+    a, b = (read_val_outcomes(tmp_path / "runs" / n) for n in ("a", "b"))
+    assert a.split == b.split and a.images == b.images > 0
+    r = paired_test(a.correct["last"], b.correct["last"])
+    assert (f"| a | b | last epoch | {r.only_a} | {r.only_b} | {r.images} | "
+            f"{r.difference_points:+.1f} | {r.p_value:.2g} |") in md
+    assert "BEST.PT VAL (95%)" in table and "(" in table.splitlines()[1]
 
 
 def test_sweep_interrupted_and_restarted_runs_each_point_once(tiny_data, tmp_path, monkeypatch,

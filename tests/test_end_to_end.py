@@ -31,6 +31,15 @@ def test_train_then_predict_writes_a_valid_submission(tiny_data, tmp_path, capsy
     assert [r["epoch"] for r in read_metrics(run)] == ["1", "2"]
     kinds = [e["event"] for e in read_events(run)]
     assert kinds[0] == "run_start" and kinds[-1] == "run_end" and "stop" in kinds
+    # Every val accuracy carries its split size and Wilson bounds; the rule is recorded.
+    row = read_metrics(run)[-1]
+    n = int(row["val_images"])
+    assert n == 24 and float(row["val_acc_low"]) <= float(row["val_acc"]) <= float(row["val_acc_high"])
+    best_events = [e for e in read_events(run) if e["event"] == "best"]
+    assert best_events and all(e["rule"] == "val_loss" for e in best_events)
+    outcomes = json.loads((run / "val_outcomes.json").read_text())
+    assert outcomes["images"] == n and outcomes["last"]["epoch"] == 2
+    assert outcomes["best"]["epoch"] == best_events[-1]["epoch"]
     sub = tmp_path / "sub.csv"
     assert main(["predict", str(run), "--data", str(tiny_data), "--out", str(sub), "--tta", "flip"]) == 0
     rows = read_csv(sub)
@@ -42,6 +51,7 @@ def test_train_then_predict_writes_a_valid_submission(tiny_data, tmp_path, capsy
     assert main(["predict", str(run), str(run), "--data", str(tiny_data), "--out", str(sub2),
                  "--tta", "flip"]) == 0
     assert read_csv(sub2) == rows
+    assert f"using best.pt = epoch {best_events[-1]['epoch']}" in capsys.readouterr().out
     assert main(["evaluate", str(run)]) == 0
     result = json.loads((run / "evaluation" / "evaluation.json").read_text())
     assert 0 <= result["accuracy"] <= 1 and (run / "evaluation" / "confusion.png").exists()
@@ -106,6 +116,8 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tiny_data, tmp_path, capsys)
     assert main(["train", str(cfg), "--run-dir", str(tmp_path / "run"), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "forward + backward OK" in out and "LR per epoch" in out
+    assert "val 24 images: +-" in out and "best.pt by train.checkpoint_rule=val_loss" in out
+    assert "note: the val split has 24 images" in out  # too small to choose among epochs
     assert not (tmp_path / "run").exists()
 
 

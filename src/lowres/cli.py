@@ -212,7 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="test-time augmentation: flip averages with horizontal flips")
     p.add_argument("--out", default="submission.csv", help="output CSV (default: submission.csv)")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"],
-                   help="which checkpoint of each run (default: best on val)")
+                   help="which checkpoint of each run: best.pt (chosen by the run's "
+                        "train.checkpoint_rule; the default) or last.pt (the last epoch)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--cache-dir", help="decoded-image cache directory")
 

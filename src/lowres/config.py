@@ -62,6 +62,12 @@ class TrainConfig:
     ema: float = 0.0  # EMA decay of the weights (e.g. 0.999); 0 = off
     threads: int | None = None  # CPU threads for torch; default: all cores (shared under torchrun)
     checkpoint_minutes: float = 10.0  # also save last.pt mid-epoch at most this often; 0 = off
+    # Which epoch's weights become best.pt (train/selection.py; evidence in
+    # benchmarks/RESULTS.md, "Checkpoint choice"): val_loss (lowest val cross-entropy) |
+    # val_acc (highest single epoch) | smoothed_acc (mean val acc of the last
+    # checkpoint_window epochs) | last
+    checkpoint_rule: str = "val_loss"
+    checkpoint_window: int = 3
 
 
 @dataclass

@@ -18,6 +18,7 @@ _CHOICES = {
     "train.augment_masking": ("auto", "subset", "where"),
     "train.compile_augment": ("yes", "no"),
     "data.resident": ("auto", "yes", "no"),
+    "train.checkpoint_rule": ("val_loss", "val_acc", "smoothed_acc", "last"),  # train/selection.py
 }
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("constant", "step", "multistep", "cosine", "cosine_restarts", "plateau", "onecycle")
@@ -54,7 +55,8 @@ def validate(cfg: Config, require_root: bool = True) -> None:
                           f"(the side of the square images, e.g. data.size=40)")
     for where, value in (("data.classes", cfg.data.classes), ("data.per_class", cfg.data.per_class),
                          ("train.batch_size", cfg.train.batch_size),
-                         ("train.eval_batch_size", cfg.train.eval_batch_size)):
+                         ("train.eval_batch_size", cfg.train.eval_batch_size),
+                         ("train.checkpoint_window", cfg.train.checkpoint_window)):
         if value is not None and value < 1:
             raise ConfigError(f"config key '{where}': must be at least 1, got {value}")
     if not cfg.stages:

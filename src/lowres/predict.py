@@ -15,8 +15,11 @@ from lowres.augment import build_pipeline
 from lowres.data.prepare import labelled_test, prepare, test_images
 from lowres.data.read import read_dataset, read_labelled_folder
 from lowres.data.cache import cached_images
+from lowres.checkpoint_note import describe as describe_checkpoint
 from lowres.errors import LowresError
+from lowres.intervals import wilson_interval
 from lowres.models import build_model
+from lowres.track.rundata import load_run as load_run_data
 from lowres.track.runlog import atomic_write_text
 from lowres.train import checkpoint
 from lowres.train.device import resolve
@@ -36,6 +39,7 @@ class Loaded:
     image_shape: tuple[int, int, int]
     cfg: config_mod.Config
     eval_batch: int
+    note: str = ""  # which checkpoint and why (lowres.checkpoint_note)
 
 
 def load_run(run_dir: str | Path, which: str = "best", device: str = "auto") -> Loaded:
@@ -54,8 +58,9 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "auto") -> 
     model.load_state_dict(state["model"])
     engine = Engine(model, policy, cfg.train.label_smoothing)
     pipeline = build_pipeline([], meta["mean"], meta["std"], len(meta["class_names"]))
+    note = describe_checkpoint(path, state, which, load_run_data(run_dir).val_images)
     return Loaded(Path(run_dir), engine, pipeline, list(meta["class_names"]), tuple(meta["image_shape"]),
-                  cfg, cfg.train.eval_batch_size)
+                  cfg, cfg.train.eval_batch_size, note)
 
 
 def probabilities(loaded: Loaded, images: np.ndarray, tta: str) -> torch.Tensor:
@@ -92,11 +97,15 @@ def write_submission(path: Path, ids: list[str], labels: list[str]) -> None:
 
 def submission_rows(run_dirs: list[str | Path], data_root: str | Path, tta: str = "none",
                     which: str = "best", device: str = "auto",
-                    cache_dir: str | None = None) -> tuple[list[str], list[str]]:
-    """(Ids, predicted class names) for the test images of `data_root`, file-name order."""
+                    cache_dir: str | None = None, log=None) -> tuple[list[str], list[str]]:
+    """(Ids, predicted class names) for the test images of `data_root`, file-name order;
+    says on `log` which checkpoint of each run it uses and why."""
     if tta not in TTA_MODES:
         raise LowresError(f"--tta {tta!r} is not one of {', '.join(TTA_MODES)}")
     runs = [load_run(r, which, device) for r in run_dirs]
+    for loaded in runs:
+        if log is not None:
+            print(f"lowres: {loaded.note}", file=log)
     data_cfg = runs[0].cfg.data  # read and resized as the (first) run's training data was
     index = read_dataset(data_root, data_cfg.image_column, data_cfg.label_column)
     images, ids = test_images(index, cache_dir, data_cfg.size)
@@ -109,7 +118,7 @@ def predict(run_dirs: list[str | Path], data_root: str | Path, tta: str = "none"
             out: str | Path = "submission.csv", which: str = "best", device: str = "auto",
             cache_dir: str | None = None, log=None) -> Path:
     log = log or sys.stdout
-    ids, labels = submission_rows(run_dirs, data_root, tta, which, device, cache_dir)
+    ids, labels = submission_rows(run_dirs, data_root, tta, which, device, cache_dir, log)
     out = Path(out)
     write_submission(out, ids, labels)
     print(f"lowres: wrote {out} ({len(ids)} rows; {len(run_dirs)} model(s), tta={tta})", file=log)
@@ -125,6 +134,7 @@ def evaluate(run_dir: str | Path, data: str | Path | None = None, which: str = "
     log = log or sys.stdout
     loaded = load_run(run_dir, which, device)
     data_cfg = loaded.cfg.data
+    print(f"lowres: {loaded.note}", file=log)
     if data is None:
         prepared = prepare(data_cfg, loaded.cfg.seed)
         test = labelled_test(prepared.index, data_cfg.cache_dir, data_cfg.size, data_cfg.classes)
@@ -146,14 +156,17 @@ def evaluate(run_dir: str | Path, data: str | Path | None = None, which: str = "
     from lowres.track.confusion import summarize, write_confusion_plot  # noqa: PLC0415
 
     result = summarize(labels, predicted, loaded.class_names)
-    result.update(source=source, images=int(len(labels)), tta=tta, checkpoint=which)
+    result.update(source=source, images=int(len(labels)), tta=tta, checkpoint=which,
+                  checkpoint_used=loaded.note)
     out_dir = Path(out_dir) if out_dir else Path(run_dir) / "evaluation"
     out_dir.mkdir(parents=True, exist_ok=True)
     plot = write_confusion_plot(labels, predicted, loaded.class_names, out_dir / "confusion.png")
     import json  # noqa: PLC0415
 
     atomic_write_text(out_dir / "evaluation.json", json.dumps(result, indent=1) + "\n")
-    print(f"lowres: {source}: accuracy {result['accuracy']:.4f} on {len(labels)} images", file=log)
+    low, high = wilson_interval(int(round(result["accuracy"] * len(labels))), len(labels))
+    print(f"lowres: {source}: accuracy {result['accuracy']:.4f} [{low:.4f}-{high:.4f}, "
+          f"Wilson 95%] on {len(labels)} images", file=log)
     worst = sorted(result["per_class"].items(), key=lambda kv: kv[1]["accuracy"])[:5]
     print("  weakest classes: " + ", ".join(f"{k} {v['accuracy']:.2f}" for k, v in worst), file=log)
     print(f"  confusion matrix: {plot}\n  details: {out_dir / 'evaluation.json'}", file=log)

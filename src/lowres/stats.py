@@ -7,6 +7,7 @@ from pathlib import Path
 
 from lowres.data.cache import cached_images, channel_stats
 from lowres.data.read import read_dataset
+from lowres.intervals import split_precision_line
 
 
 def dataset_stats(root: str | Path, cache_dir: str | None = None) -> dict:
@@ -25,6 +26,14 @@ def dataset_stats(root: str | Path, cache_dir: str | None = None) -> dict:
     }
 
 
+SIZING_FRACTIONS = (0.01, 0.02, 0.05, 0.1, 0.2)
+
+
+def stratified_val_count(per_class: list[int], fraction: float) -> int:
+    """How many images data.prepare's stratified split takes at `fraction` (same rounding)."""
+    return sum(min(n - 1, max(1, int(round(fraction * n)))) for n in per_class if n >= 2)
+
+
 def print_stats(stats: dict, out=None) -> None:
     out = out or sys.stdout
     p = lambda text: print(text, file=out)  # noqa: E731
@@ -39,6 +48,14 @@ def print_stats(stats: dict, out=None) -> None:
     if len(counts) <= 30:
         for name, n in stats["per_class"].items():
             p(f"  {name}: {n}")
+    p("validation split sizes (stratified, as data.val_fraction takes them) and the 95% "
+      "interval of an accuracy measured on them:")
+    if stats["val_images"]:
+        p(f"  val/ folder: {split_precision_line(stats['val_images'])}")
+    for fraction in SIZING_FRACTIONS:
+        n = stratified_val_count(counts, fraction)
+        if n:
+            p(f"  data.val_fraction={fraction}: {split_precision_line(n)}")
     p("exact per-channel statistics over all pixels of the labelled images (0..1 units):")
     p("  mean " + " ".join(f"{m:.6f}" for m in stats["mean"]))
     p("  std  " + " ".join(f"{s:.6f}" for s in stats["std"]))

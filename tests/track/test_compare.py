@@ -112,3 +112,34 @@ def test_group_seeds(tmp_path):
     assert "rule:" in md
     body = "".join(parse((tmp_path / "cmp" / "report.html").read_text()).text)
     assert "not distinguishable with these seeds" in body
+
+
+def test_group_seeds_draw_bands_and_report_the_mean_with_its_interval(tmp_path):
+    from lowres.intervals import mean_interval  # noqa: PLC0415
+    from lowres.track.bands import epoch_stats  # noqa: PLC0415
+    from lowres.track.rundata import load_run  # noqa: PLC0415
+
+    runs = []
+    for lr in (0.1, 0.05):
+        for seed, off in enumerate((0.0, 0.02, 0.04)):
+            cfg = config(**{"stages.0.optimizer.lr": lr, "seed": seed, "name": f"lr{lr}s{seed}"})
+            runs.append(make_run(tmp_path / f"lr{lr}_s{seed}", epochs=4, cfg=cfg, acc_offset=off))
+    compare_runs(runs, tmp_path / "cmp", group_seeds=True)
+    md = (tmp_path / "cmp" / "comparison.md").read_text()
+    mean, low, high = mean_interval([(0.1 + 0.24 + off) * 100 for off in (0.0, 0.02, 0.04)])
+    assert f"{mean:.2f}% ({low:.1f}-{high:.1f})" in md
+    # The config diff has one column per group and a row of seeds, not one column per run.
+    assert "| config key | stages.0.optimizer.lr=0.1 | stages.0.optimizer.lr=0.05 |" in md
+    assert "| seed | 0, 1, 2 | 0, 1, 2 |" in md
+    assert "no shared val split" in md  # fake runs have no per-image outcomes
+    stats = epoch_stats([load_run(r) for r in runs[:3]], "val_acc", True)
+    assert stats[0][:4] == pytest.approx((1.0, 18.0, 16.0, 20.0))
+    assert (tmp_path / "cmp" / "compare_accuracy.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_many_runs_list_config_differences_one_row_per_run(tmp_path):
+    runs = [make_run(tmp_path / f"r{i}", epochs=2, cfg=config(**{"model.dropout": i / 10}))
+            for i in range(8)]
+    compare_runs(runs, tmp_path / "cmp")
+    md = (tmp_path / "cmp" / "comparison.md").read_text()
+    assert "| run | model.dropout |" in md and "| r7 | 0.7 |" in md

@@ -1,13 +1,19 @@
 """`lowres compare RUN...`: overlaid curves, a results table and the config keys that differ.
 
 Writes into out_dir:
-  compare_loss.png, compare_accuracy.png, compare_lr.png   one colour per run
-  comparison.md     results table, differing config keys, seed groups (when asked)
+  compare_loss.png, compare_accuracy.png, compare_lr.png   one colour per run (per group,
+                    as a mean line with a min-max band over seeds, with group_seeds)
+  comparison.md     results table (val accuracies with Wilson 95% intervals), differing
+                    config keys, paired tests, seed groups (when asked)
   report.html       the same, self-contained (images embedded)
+
+Paired tests (track/paired.py): runs scored on the same val images are compared with
+McNemar's exact test at best.pt and at the last epoch.
 
 Seed groups (`group_seeds=True`): runs whose configs are equal once `seed` and `name` are
 left out form one group; each group gets mean and sample standard deviation of its runs'
-best val accuracy, and every pair of groups gets a one-line verdict (see SPREAD_RULE).
+best.pt val accuracy and the t-interval of that mean, every pair of groups gets a one-line
+verdict (see SPREAD_RULE) and a paired test pooled over the val splits they share.
 """
 from __future__ import annotations
 
@@ -17,6 +23,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from lowres.errors import LowresError
+from lowres.intervals import fmt_interval_pct, mean_interval
+from lowres.track.bands import band_plot
+from lowres.track.paired import HEADER as PAIRED_HEADER
+from lowres.track.paired import RULE as PAIRED_RULE
+from lowres.track.paired import group_pairs, run_pairs
 from lowres.track.plots import DPI, save_figure
 from lowres.track.report import write_comparison_report
 from lowres.track.rundata import RunData, fmt_duration, fmt_pct, load_run
@@ -29,6 +40,17 @@ SPREAD_RULE = ("rule: two groups are called distinguishable only when the differ
                "significance test, and a group with one seed has no spread to judge by")
 
 MISSING = "(absent)"
+
+BAND_CAPTION = ("one colour per seed group: the line is the mean over the group's seeds at "
+                "each epoch, the shaded band spans their minimum to maximum (val accuracy and "
+                "val loss); dashed: train mean")
+
+WIDE_RUNS = 6  # above this many runs, the config-diff table lists one row per run
+
+RESULTS_NOTE = ("accuracies in percent, with the Wilson 95% interval for the run's val split "
+                "size in brackets (older runs without a recorded size: none); best val is the "
+                "val accuracy of the weights in best.pt; wall time h:mm:ss; images/s: median "
+                "over epochs")
 
 
 # --------------------------------------------------------------------------- configs
@@ -281,38 +303,51 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, group_seed
     else:
         colors_by_run = _colors(len(runs))
 
+    group_names = _group_names(configs, groups) if group_seeds else []
     images = []
     for kind in ("loss", "accuracy", "lr"):
-        img = _compare_plot(runs, labels, colors_by_run, kind, out_dir / f"compare_{kind}.png")
+        path = out_dir / f"compare_{kind}.png"
+        if group_seeds:  # one mean curve and min-max band per group (track/bands.py)
+            img = band_plot([[runs[i] for i in g] for g in groups], group_names,
+                            _colors(len(groups)), kind, path)
+        else:
+            img = _compare_plot(runs, labels, colors_by_run, kind, path)
         if img is not None:
             images.append(img)
 
     # results
-    res_header = ["run", "best val", "epoch of best", "final val", "epochs", "wall time",
-                  "images/s", "status"]
+    res_header = ["run", "best.pt val (95%)", "epoch of best.pt", "final val (95%)", "epochs",
+                  "wall time", "images/s", "status", "val images"]
     res_rows = []
     for run, label in zip(runs, labels):
-        best, best_epoch = run.best("val_acc")
+        best, best_epoch, _rule = run.checkpoint_best()
         ips = run.median("images_per_s")
-        res_rows.append([label, fmt_pct(best), best_epoch if best_epoch is not None else "-",
-                         fmt_pct(run.last("val_acc", percent=True)), run.epochs_done,
+        res_rows.append([label, run.fmt_acc(best), best_epoch if best_epoch is not None else "-",
+                         run.fmt_acc(run.last("val_acc", percent=True)), run.epochs_done,
                          fmt_duration(run.wall_seconds), f"{ips:.0f}" if ips is not None else "-",
-                         run.state])
+                         run.state, run.val_images or "-"])
 
-    # differing config keys
-    diff = differing_keys(configs, ignore=ignore_keys)
-    flats = [flatten_config(c) for c in configs]
-    diff_header = ["config key"] + labels
-    diff_rows = [[key] + [fmt_value(f[key]) if key in f else MISSING for f in flats]
-                 for key in diff]
+    # differing config keys: one column per run, per seed group, or (many runs) one row per run
+    if group_seeds:
+        diff_header, diff_rows = _group_diff_table(configs, groups, group_names, ignore_keys)
+        diff = [row[0] for row in diff_rows]
+    else:
+        diff = differing_keys(configs, ignore=ignore_keys)
+        flats = [flatten_config(c) for c in configs]
+        diff_header = ["config key"] + labels
+        diff_rows = [[key] + [fmt_value(f[key]) if key in f else MISSING for f in flats]
+                     for key in diff]
+        if len(runs) > WIDE_RUNS and diff:
+            diff_header = ["run"] + diff
+            diff_rows = [[label] + [fmt_value(f[key]) if key in f else MISSING for key in diff]
+                         for label, f in zip(labels, flats)]
 
     tables: list[tuple[str, list[str], list[list[Any]]]] = [("Results", res_header, res_rows)]
     notes: list[str] = []
     md = [f"# Comparison of {len(runs)} runs", "", f"written {now_iso()}", "",
           "## Runs", "", _md_table(["run", "directory"],
                                    [[lab, str(p)] for lab, p in zip(labels, paths)]),
-          "", "## Results", "", "accuracies in percent; wall time h:mm:ss; images/s: median "
-          "over epochs", "", _md_table(res_header, res_rows), "",
+          "", "## Results", "", RESULTS_NOTE, "", _md_table(res_header, res_rows), "",
           "## Config keys that differ", ""]
     if diff:
         md.append(_md_table(diff_header, diff_rows))
@@ -323,19 +358,36 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, group_seed
                                                     if ignore_keys else ""))
     md.append("")
 
+    if not group_seeds:
+        pair_rows, pair_notes = run_pairs(paths, labels)
+        md += ["## Paired tests (same val images)", "", PAIRED_RULE, ""]
+        md += [_md_table(PAIRED_HEADER, pair_rows) if pair_rows
+               else "no two runs share a val split", ""] + [f"- {n}" for n in pair_notes]
+        md.append("")
+        if pair_rows:
+            tables.append(("Paired tests (same val images, McNemar exact)", PAIRED_HEADER,
+                           pair_rows))
+        notes += [PAIRED_RULE] + pair_notes
+
     if group_seeds:
-        group_names = _group_names(configs, groups)
-        g_header = ["group", "runs", "seeds", "best val mean", "best val std", "mean ± std"]
+        g_header = ["group", "runs", "seeds", "best val mean", "best val std", "mean ± std",
+                    "mean, 95% interval (t over seeds)"]
         g_rows, stats = [], []
         for name, members in zip(group_names, groups):
-            values = [v for v in (runs[i].best("val_acc")[0] for i in members) if v is not None]
+            values = [v for v in (runs[i].checkpoint_best()[0] for i in members) if v is not None]
             mean, std = _mean_std(values)
             stats.append((mean, std))
             seeds = ", ".join(str(configs[i].get("seed", "?")) for i in members)
             ms = "-" if mean is None else (f"{mean:.2f}% ± {std:.2f}%" if std is not None
                                           else f"{mean:.2f}% (one seed)")
+            interval = mean_interval(values)
+            # An accuracy's interval is clipped to 0-100: with two seeds t(1) = 12.7 and
+            # the bare mean +- t * sd / sqrt(n) easily leaves the possible range.
+            ci = (f"{interval[0]:.2f}% "
+                  f"{fmt_interval_pct(max(interval[1], 0.0), min(interval[2], 100.0))}"
+                  if interval else "- (needs 2 seeds)")
             g_rows.append([name, len(values), seeds, fmt_pct(mean),
-                           fmt_pct(std) if std is not None else "-", ms])
+                           fmt_pct(std) if std is not None else "-", ms, ci])
         tables.append(("Seed groups (best val accuracy over seeds, sample std)", g_header,
                        g_rows))
         md += ["## Seed groups", "", "best val accuracy over the seeds of each group; std is "
@@ -353,12 +405,21 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, group_seed
         md.append("")
         notes.append(SPREAD_RULE)
         notes += pair_lines
+        paired_rows, paired_lines = group_pairs(paths, groups, group_names)
+        md += ["## Paired tests over shared val splits", "", PAIRED_RULE, ""]
+        md += [f"- {line}" for line in paired_lines] or ["- only one group: nothing to compare"]
+        md.append("")
+        if paired_rows:
+            tables.append(("Paired tests over shared val splits (McNemar exact, pooled)",
+                           PAIRED_HEADER, paired_rows))
+        notes += [PAIRED_RULE] + paired_lines
 
     if images:
         md += ["## Curves", ""] + [f"![{p.stem}]({p.name})" for p in images] + [""]
     atomic_write_text(out_dir / "comparison.md", "\n".join(md))
     return write_comparison_report(out_dir, f"Comparison of {len(runs)} runs", images, tables,
-                                   notes, runs=[(lab, str(p)) for lab, p in zip(labels, paths)])
+                                   notes, runs=[(lab, str(p)) for lab, p in zip(labels, paths)],
+                                   caption=BAND_CAPTION if group_seeds else None)
 
 
 def _group_names(configs: Sequence[dict], groups: list[list[int]]) -> list[str]:
@@ -373,3 +434,19 @@ def _group_names(configs: Sequence[dict], groups: list[list[int]]) -> list[str]:
         names.append(", ".join(f"{k}={fmt_value(flat[k]) if k in flat else MISSING}"
                                for k in keys) or "all runs")
     return names
+
+
+def _group_diff_table(configs: Sequence[dict], groups: list[list[int]], names: Sequence[str],
+                      ignore_keys: Sequence[str]) -> tuple[list[str], list[list[Any]]]:
+    """Config keys that differ between groups: one column per group (its seeds in a row),
+    so the table stays as wide as the number of configs, not of runs."""
+    reps = [configs[g[0]] for g in groups]
+    keys = differing_keys(reps, ignore=tuple(ignore_keys) + ("seed",))
+    flats = [flatten_config(c) for c in reps]
+    short = all(len(n) <= 40 for n in names)  # long names would widen every column
+    header = ["config key"] + (list(names) if short else
+                               [f"group {i + 1}" for i in range(len(groups))])
+    rows = [[key] + [fmt_value(f[key]) if key in f else MISSING for f in flats] for key in keys]
+    rows.append(["seed"] + [", ".join(str(configs[i].get("seed", "?")) for i in g)
+                            for g in groups])
+    return header, rows

@@ -114,10 +114,17 @@ def draw_accuracy(ax, run: RunData) -> bool:
                   color="tab:green", linestyle="--")
     if not drew:
         return False
-    best, best_epoch = run.best("val_acc")
+    band = [(e, lo, hi) for e, lo, hi in zip(run.epochs, run.acc("val_acc_low"),
+                                             run.acc("val_acc_high"))
+            if not (math.isnan(e) or math.isnan(lo) or math.isnan(hi))]
+    if band:  # how far each val point could move from the split's size alone
+        ax.fill_between([b[0] for b in band], [b[1] for b in band], [b[2] for b in band],
+                        color="tab:orange", alpha=0.15, linewidth=0, label="val 95% interval")
+    best, best_epoch, rule = run.checkpoint_best()
     if best is not None and best_epoch is not None:
+        how = f", {rule}" if rule else ""
         ax.plot([best_epoch], [best], marker="*", markersize=11, color="tab:red", linestyle="none",
-                label=f"best val {best:.2f}% (epoch {best_epoch})", zorder=5)
+                label=f"best.pt val {best:.2f}% (epoch {best_epoch}{how})", zorder=5)
     mark_stages_and_drops(ax, run)
     _set_xlim(ax, run)
     _finish(ax, "accuracy", "accuracy (%)", "lower right")

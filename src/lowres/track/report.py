@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from lowres.intervals import fmt_interval_pct, split_precision_line
 from lowres.track.plots import PLOT_FILES, write_run_plots
 from lowres.track.rundata import RunData, fmt_duration, fmt_number, fmt_pct, load_run
 from lowres.track.runlog import METRIC_COLUMNS, atomic_write_text, now_iso
@@ -102,9 +103,13 @@ def _cell(run: RunData, row: dict[str, str], col: str) -> str:
         return ""
     if col in ("train_acc", "val_acc", "ema_val_acc"):
         try:
-            return f"{float(raw) * run.acc_factor:.2f}"
+            text = f"{float(raw) * run.acc_factor:.2f}"
         except ValueError:
             return raw
+        low, high = _float(row.get(f"{col}_low")), _float(row.get(f"{col}_high"))
+        if not (math.isnan(low) or math.isnan(high)):
+            text += f" {fmt_interval_pct(low * run.acc_factor, high * run.acc_factor)}"
+        return text
     if col in ("train_loss", "val_loss", "ema_val_loss"):
         try:
             return f"{float(raw):.4g}"
@@ -143,7 +148,9 @@ def _metrics_table(run: RunData) -> str:
     cols = [c for c in METRIC_COLUMNS if c in run.rows[0]]
     # Drop columns that are empty in every row (e.g. EMA when off).
     cols = [c for c in cols if any(r.get(c) not in ("", None) for r in run.rows)]
-    _, best_epoch = run.best("val_acc")
+    # The interval is shown inside the val acc cell; its bounds need no columns of their own.
+    cols = [c for c in cols if c not in ("val_images", "val_acc_low", "val_acc_high")]
+    _, best_epoch, _ = run.checkpoint_best()
     shown = list(range(max(0, len(run.rows) - TABLE_LAST_N), len(run.rows)))
     note = ""
     if len(run.rows) > TABLE_LAST_N:
@@ -200,14 +207,21 @@ def _stages_table(run: RunData) -> str:
 
 
 def _summary(run: RunData) -> list[tuple[str, Any]]:
-    best, best_epoch = run.best("val_acc")
+    best, best_epoch, rule = run.checkpoint_best()
     items: list[tuple[str, Any]] = [("directory", str(run.dir.resolve()))]
-    items.append(("best val accuracy", f"{fmt_pct(best)} at epoch {best_epoch}"
+    if run.val_images:
+        items.append(("val split", split_precision_line(run.val_images)
+                      + "; intervals below are Wilson 95% for this size"))
+    chosen = f" (rule {rule})" if rule else ""
+    items.append(("best.pt", f"epoch {best_epoch}{chosen}: val {run.fmt_acc(best)}"
                   if best is not None else "-"))
+    top, top_epoch = run.best("val_acc")
+    if top is not None and top_epoch != best_epoch:
+        items.append(("highest single-epoch val accuracy", f"{run.fmt_acc(top)} at epoch {top_epoch}"))
     if run.has("ema_val_acc"):
         ema, ema_epoch = run.best("ema_val_acc")
-        items.append(("best EMA val accuracy", f"{fmt_pct(ema)} at epoch {ema_epoch}"))
-    items.append(("last val accuracy", fmt_pct(run.last("val_acc", percent=True))))
+        items.append(("best EMA val accuracy", f"{run.fmt_acc(ema)} at epoch {ema_epoch}"))
+    items.append(("last val accuracy", run.fmt_acc(run.last("val_acc", percent=True))))
     max_epochs = run.max_epochs
     items.append(("epochs done", f"{run.epochs_done}" + (f" of at most {max_epochs}"
                                                         if max_epochs else "")))
@@ -295,7 +309,8 @@ def write_run_report(run_dir: str | Path, strict: bool = False) -> Path:
 def write_comparison_report(out_dir: str | Path, title: str, images: Sequence[Path],
                             tables: Sequence[tuple[str, Sequence[str], Sequence[Sequence[Any]]]],
                             notes: Sequence[str] = (),
-                            runs: Sequence[tuple[str, str]] = ()) -> Path:
+                            runs: Sequence[tuple[str, str]] = (),
+                            caption: str | None = None) -> Path:
     """Write out_dir/report.html for a comparison and return its path.
 
     images: PNG files to embed; tables: (heading, header, rows) each; notes: lines shown
@@ -315,7 +330,8 @@ def write_comparison_report(out_dir: str | Path, title: str, images: Sequence[Pa
     if images:
         parts.append("<h2>Curves</h2>")
         parts += [img_tag(p, Path(p).stem) for p in images]
-        parts.append('<p class="muted">one colour per run; solid: val, dashed: train; thin '
+        parts.append(f'<p class="muted">{esc(caption)}</p>' if caption else
+                     '<p class="muted">one colour per run; solid: val, dashed: train; thin '
                      "dashed vertical lines: stage boundaries; triangles: learning-rate drops"
                      "</p>")
     path = out_dir / "report.html"

@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from lowres.intervals import accuracy_interval, fmt_interval_pct
 from lowres.track.runlog import read_events, read_metrics, read_status
 
 ACC_COLUMNS = ("train_acc", "val_acc", "ema_val_acc")
@@ -83,6 +84,37 @@ class RunData:
             if not math.isnan(v) and (best_v is None or v > best_v):
                 best_v, best_e = v, int(e) if not math.isnan(e) else None
         return best_v, best_e
+
+    @property
+    def val_images(self) -> int | None:
+        """The size of the run's val split (metrics.csv `val_images`; older runs: None)."""
+        n = self.last("val_images")
+        return int(n) if n is not None and n > 0 else None
+
+    def interval(self, acc_pct: float | None) -> tuple[float, float] | None:
+        """Wilson 95% interval (percent) of a val accuracy given in percent."""
+        if acc_pct is None:
+            return None
+        bounds = accuracy_interval(acc_pct / 100, self.val_images)
+        return (100 * bounds[0], 100 * bounds[1]) if bounds else None
+
+    def fmt_acc(self, acc_pct: float | None, digits: int = 2) -> str:
+        """'48.00% (38.4-57.7)': a val accuracy with its interval when the split size is known."""
+        text = fmt_pct(acc_pct, digits)
+        bounds = self.interval(acc_pct)
+        return f"{text} {fmt_interval_pct(*bounds)}" if bounds else text
+
+    def checkpoint_best(self) -> tuple[float | None, int | None, str | None]:
+        """(val accuracy in percent, epoch, rule) of the weights in best.pt: the newest `best`
+        event; runs from before the events said so fall back to the highest val accuracy."""
+        for ev in reversed(self.events):
+            if ev.get("event") == "best":
+                acc = to_float(ev.get("val_acc"))
+                epoch = to_float(ev.get("epoch"))
+                return (None if math.isnan(acc) else acc * 100,  # events hold fractions
+                        None if math.isnan(epoch) else int(epoch), ev.get("rule") or "val_acc")
+        best, epoch = self.best("val_acc")
+        return best, epoch, None
 
     def last(self, column: str, percent: bool = False) -> float | None:
         values = self.acc(column) if percent else self.cols.get(column, [])

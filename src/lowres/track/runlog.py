@@ -38,6 +38,8 @@ METRIC_COLUMNS = [
     "images_per_s",  # training images per second (augmentation included)
     "seconds",  # wall time of this epoch (train + eval)
     "elapsed",  # cumulative training wall time of the run, resumes included
+    # The val split's size and the Wilson 95% interval of val_acc (fractions, lowres.intervals).
+    "val_images", "val_acc_low", "val_acc_high",
 ]
 
 EVENT_KINDS = ("run_start", "resume", "stage_start", "lr_drop", "best", "stop", "stage_end",
@@ -84,6 +86,8 @@ class RunLog:
         if not self.enabled:
             return
         new = not self.metrics_path.exists()
+        if not new:
+            self._upgrade_metrics_header()
         with open(self.metrics_path, "a", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=METRIC_COLUMNS, extrasaction="raise")
             if new:
@@ -91,6 +95,21 @@ class RunLog:
             writer.writerow({k: _fmt(row.get(k)) for k in METRIC_COLUMNS})
             f.flush()
             os.fsync(f.fileno())
+
+    def _upgrade_metrics_header(self) -> None:
+        """A run started by an older version has fewer columns: rewrite its file with the
+        current header (old rows get empty cells) before appending, so one run is one table."""
+        with open(self.metrics_path, newline="") as f:
+            header = next(csv.reader(f), None)
+        if header is None or header == METRIC_COLUMNS:
+            return
+        with open(self.metrics_path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(self.metrics_path, buf.getvalue())
 
     def truncate_metrics(self, epochs_done: int) -> None:
         """Keep rows of epochs <= epochs_done: a resumed run continues one curve."""

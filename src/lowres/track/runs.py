@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from lowres.intervals import fmt_interval_pct
 from lowres.track.rundata import config_summary, fmt_duration, fmt_pct, load_run
 
 
@@ -33,7 +34,10 @@ def list_runs(root: str | Path = "runs") -> list[dict[str, Any]]:
     root itself), status (running | finished | stopped (resumable) | failed | unknown |
     running? (host H)), config (short summary: model, stages, max epochs, batch size),
     model, stages, max_epochs, batch_size, best_val_acc and last_val_acc (percent or None),
-    best_epoch, epochs_done, wall_seconds (last `elapsed`), started (a POSIX time).
+    best_epoch (the epoch in best.pt and the val accuracy there; checkpoint_rule: the rule
+    that chose it, None for older runs), val_images (the split's size, None for older runs),
+    best_val_interval / last_val_interval (Wilson 95%, percent, or None), epochs_done,
+    wall_seconds (last `elapsed`), started (a POSIX time).
     A missing root gives [].
     """
     root = Path(root)
@@ -45,7 +49,8 @@ def list_runs(root: str | Path = "runs") -> list[dict[str, Any]]:
         model = cfg.get("model") if isinstance(cfg.get("model"), dict) else {}
         train = cfg.get("train") if isinstance(cfg.get("train"), dict) else {}
         stages = cfg.get("stages") if isinstance(cfg.get("stages"), list) else None
-        best, best_epoch = run.best("val_acc")
+        best, best_epoch, rule = run.checkpoint_best()
+        last = run.last("val_acc", percent=True)
         rows.append({
             "path": run_dir,
             "name": rel,
@@ -57,7 +62,11 @@ def list_runs(root: str | Path = "runs") -> list[dict[str, Any]]:
             "batch_size": train.get("batch_size"),
             "best_val_acc": best,
             "best_epoch": best_epoch,
-            "last_val_acc": run.last("val_acc", percent=True),
+            "last_val_acc": last,
+            "checkpoint_rule": rule,
+            "val_images": run.val_images,
+            "best_val_interval": run.interval(best),
+            "last_val_interval": run.interval(last),
             "epochs_done": run.epochs_done,
             "wall_seconds": run.wall_seconds,
             "started": run.started(),
@@ -70,17 +79,18 @@ def format_runs_table(rows: list[dict[str, Any]]) -> str:
     """A plain aligned text table of `list_runs` rows (no trailing newline)."""
     if not rows:
         return "no runs found (a run directory is a directory with a config.yaml)"
-    header = ["RUN", "STATUS", "BEST VAL", "LAST VAL", "EPOCHS", "WALL", "CONFIG"]
+    header = ["RUN", "STATUS", "BEST.PT VAL (95%)", "LAST VAL (95%)", "EPOCHS", "WALL",
+              "CONFIG"]
     table = [header]
     for r in rows:
-        best = fmt_pct(r.get("best_val_acc"))
+        best = _with_interval(r.get("best_val_acc"), r.get("best_val_interval"))
         if r.get("best_epoch") is not None:
             best += f" @{r['best_epoch']}"
         epochs = str(r.get("epochs_done", 0))
         if r.get("max_epochs"):
             epochs += f"/{r['max_epochs']}"
         table.append([str(r.get("name", "")), str(r.get("status", "")), best,
-                      fmt_pct(r.get("last_val_acc")), epochs,
+                      _with_interval(r.get("last_val_acc"), r.get("last_val_interval")), epochs,
                       fmt_duration(r.get("wall_seconds")), str(r.get("config", ""))])
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     right = {2, 3, 4, 5}
@@ -90,3 +100,7 @@ def format_runs_table(rows: list[dict[str, Any]]) -> str:
                  for i, (c, w) in enumerate(zip(row, widths))]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
+
+
+def _with_interval(acc: float | None, bounds: tuple[float, float] | None) -> str:
+    return f"{fmt_pct(acc)} {fmt_interval_pct(*bounds)}" if bounds else fmt_pct(acc)

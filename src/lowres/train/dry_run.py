@@ -12,11 +12,13 @@ from lowres.augment import build_pipeline
 from lowres.config import Config
 from lowres.data.loader import batch_bounds
 from lowres.data.prepare import Prepared
+from lowres.intervals import split_precision_line
 from lowres.models import build_model, count_parameters
 from lowres.train.device import DevicePolicy
 from lowres.train.engine import soft_cross_entropy
 from lowres.train.optim import Schedule, build_optimizer
 from lowres.train.plan import StopRule
+from lowres.train.selection import small_split_warning
 
 DRY_RUN_BATCH = 8  # enough for batch norm, small enough to be quick for any model
 
@@ -44,6 +46,11 @@ def dry_run(cfg: Config, data: Prepared, policy: DevicePolicy, run_dir, out) -> 
     p(f"data: {data.index.root} ({data.index.layout} layout), {data.num_classes} classes, "
       f"{w}x{h}x{c}, {len(data.train_labels)} train / {len(data.val_labels)} val images")
     p(f"  mean {_fmt(data.mean)}  std {_fmt(data.std)}")
+    p(f"  {split_precision_line(len(data.val_labels))}; best.pt by "
+      f"train.checkpoint_rule={cfg.train.checkpoint_rule}")
+    warning = small_split_warning(len(data.val_labels), cfg.train.checkpoint_rule)
+    if warning:
+        p(f"  note: {warning}")
     if 0 < len(data.val_labels) < 20 * data.num_classes and any(
             s.scheduler.name == "plateau" or s.stop.patience is not None for s in cfg.stages):
         p(f"  note: only {len(data.val_labels)} val images drive the plateau/stop decisions; "

@@ -214,10 +214,29 @@ class Engine:
     def evaluate(self, model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, pipeline,
                  batch_size: int) -> tuple[float, float]:
         """(cross-entropy without smoothing, accuracy) on labelled images; NaN when empty."""
+        result = self.evaluate_per_image(model, images, labels, pipeline, batch_size)
+        return result.loss, result.acc
+
+    def evaluate_per_image(self, model: torch.nn.Module, images: np.ndarray, labels: np.ndarray,
+                           pipeline, batch_size: int) -> "Evaluation":
+        """Like `evaluate`, keeping each image's correctness and loss: paired comparisons of
+        runs on the same split need to know *which* images a model got right."""
         if len(images) == 0:
-            return float("nan"), float("nan")
+            empty = np.zeros(0, dtype=bool)
+            return Evaluation(float("nan"), float("nan"), empty, np.zeros(0, dtype=np.float32))
         logits = self.logits(model, images, pipeline, batch_size)
         y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
-        loss = F.cross_entropy(logits, y).item()
-        acc = (logits.argmax(1) == y).double().mean().item()
-        return loss, acc
+        losses = F.cross_entropy(logits, y, reduction="none")
+        correct = logits.argmax(1) == y
+        return Evaluation(F.cross_entropy(logits, y).item(), correct.double().mean().item(),
+                          correct.numpy(), losses.numpy())
+
+
+@dataclass
+class Evaluation:
+    """One evaluation pass: the means and the per-image values they come from."""
+
+    loss: float
+    acc: float
+    correct: np.ndarray  # bool [N], in the order of the labels
+    losses: np.ndarray  # float32 [N]
