@@ -58,6 +58,8 @@ class TrainConfig:
     ema: float = 0.0  # EMA decay of the weights (e.g. 0.999); 0 = off
     threads: int | None = None  # CPU threads for torch; default: all cores (shared under torchrun)
     checkpoint_minutes: float = 10.0  # also save last.pt mid-epoch at most this often; 0 = off
+    on_nan: str = "stop"  # a NaN/inf loss: stop (nothing bad saved) | skip_step (undo the step)
+    nan_max_skips: int = 20  # skip_step: stop after more than this many skipped steps
 
 
 @dataclass
@@ -205,4 +207,6 @@ def load(path: str | Path, overrides: list[str] = (), require_root: bool = True)
 
 
 def save(cfg: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    from lowres.disk import replace_text  # noqa: PLC0415
+
+    replace_text(Path(path), yaml.safe_dump(to_dict(cfg), sort_keys=False))  # a kill: old or new
