@@ -98,12 +98,17 @@ class RunLog:
         append_text(self.metrics_path, buf.getvalue(), fsync=True, then=self.resume_hint)
 
     def truncate_metrics(self, epochs_done: int) -> None:
-        """Keep rows of epochs <= epochs_done: a resumed run continues one curve."""
+        """Keep rows of epochs <= epochs_done: a resumed run continues one curve. What a kill
+        left is repaired here: a torn header is written whole, a torn row is dropped."""
         if not self.enabled or not self.metrics_path.exists():
             return
         with open(self.metrics_path, newline="") as f:
-            header, *rows = list(csv.reader(f))
-        epoch_col = header.index("epoch")
+            lines = list(csv.reader(f))
+        header, rows = (lines[0], lines[1:]) if lines else (list(METRIC_COLUMNS), [])
+        full = ",".join(METRIC_COLUMNS)
+        if header != METRIC_COLUMNS and full.startswith(",".join(header)):
+            header = list(METRIC_COLUMNS)  # the first append was cut inside the header
+        epoch_col = header.index("epoch") if "epoch" in header else 0
         # A row a kill cut short has fewer cells: never keep it (its epoch may be cut too).
         kept = [r for r in rows if len(r) == len(header) and r[epoch_col].isdigit()
                 and int(r[epoch_col]) <= epochs_done]

@@ -12,7 +12,7 @@ from lowres import config as config_mod
 from lowres.config import Config
 from lowres.data.prepare import prepare
 from lowres.durations import format_duration
-from lowres.disk import DiskFullError
+from lowres.disk import DiskFullError, remove_quietly
 from lowres.errors import LowresError
 from lowres.track import run_lock
 from lowres.train import checkpoint, distributed
@@ -41,10 +41,20 @@ def started_nothing(run_dir: Path) -> bool:
     for entry in run_dir.iterdir():
         if entry.is_dir() and not any(entry.iterdir()):
             continue
+        if entry.name.startswith(".") and ".tmp" in entry.name:  # a write a kill cut short
+            continue
         if entry.name == run_lock.NAME and not run_lock.held_by_other(run_dir):
             continue
         return False
     return True
+
+
+def remove_torn_writes(run_dir: Path) -> None:
+    """Temp files a killed writer left (ours hold the lock now, so none is being written)."""
+    for folder in (run_dir, run_dir / "checkpoints"):
+        if folder.is_dir():
+            for entry in folder.glob(".*.tmp*"):
+                remove_quietly(entry)
 
 
 def absolute_data_paths(cfg: Config) -> None:
@@ -100,6 +110,8 @@ def train(config_path: str | Path | None, overrides: list[str] = (), run_dir: st
             if not dry_run and dist.is_main:
                 check_new_run_dir(run_dir)
                 lock = run_lock.RunLock(run_dir).acquire()
+        if lock is not None:
+            remove_torn_writes(run_dir)
         if lock is not None and lock.note():
             print(f"lowres: note: {lock.note()}", file=sys.stderr)
         if note:
