@@ -15,6 +15,7 @@ from lowres.durations import format_duration
 from lowres.disk import DiskFullError, remove_quietly
 from lowres.errors import LowresError
 from lowres.track import run_lock
+from lowres.track.runlog import read_status
 from lowres.train import checkpoint, distributed
 from lowres.train.data_fingerprint import check_same_data
 from lowres.train.device import resolve
@@ -77,7 +78,10 @@ def load_resume_config(run_dir: Path, overrides: list[str]) -> tuple[Config, dic
                           f"directory `lowres train` created")
     state, note = checkpoint.load_for_resume(run_dir)
     cfg = config_mod.load(cfg_path, overrides)
-    if state is not None and state["position"]["stage"] >= len(cfg.stages):
+    # Past the last stage but not marked finished: killed while finishing; resuming
+    # completes the finish (run_end, status, report) without training.
+    if state is not None and state["position"]["stage"] >= len(cfg.stages) \
+            and read_status(run_dir).get("state") == "finished":
         raise LowresError(f"{run_dir} has already finished all {len(cfg.stages)} stages: nothing "
                           f"to resume (start a new run to train further)")
     return cfg, state, note
