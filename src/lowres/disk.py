@@ -26,8 +26,15 @@ class DiskFullError(LowresError):
     """No space left while writing a file; the previous version of the file is intact."""
 
 
-def is_disk_full(exc: BaseException) -> bool:
-    return isinstance(exc, OSError) and exc.errno in FULL
+def is_disk_full(exc: BaseException | None) -> bool:
+    """Also when the ENOSPC is the cause or context of another error (torch.save's writer
+    raises its own RuntimeError while unwinding from the failed write)."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, OSError) and exc.errno in FULL:
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 def disk_full(path: str | Path, then: str = "") -> DiskFullError:
