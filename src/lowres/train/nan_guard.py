@@ -67,13 +67,13 @@ class NanGuard:
 
     @torch.no_grad()
     def _restore_where_bad(self, finite, module, optimizer, before) -> None:
-        known = {id(t) for t, _ in before}
+        known = {t.data_ptr() for t, _ in before}  # `p.data` is a new object per call
         for live, old in before:
             live.copy_(torch.where(finite, live, old))
         # State the optimizer created in this step (its first): back to zeros, which is
         # what a fresh momentum / Adam moment equals in effect.
         for t in _tensors(module, optimizer):
-            if id(t) not in known:
+            if t.data_ptr() not in known:
                 t.copy_(torch.where(finite, t, torch.zeros_like(t)))
 
     def check(self, epoch: int, step: int) -> None:
