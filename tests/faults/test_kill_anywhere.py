@@ -43,14 +43,14 @@ def test_sigkill_at_random_moments_then_resume_ends_bitwise_equal(straight, tmp_
     assert resumes == sum(1 for m, _ in outcome.kills if m != "config"), where
 
 
-def test_a_kill_in_every_kind_of_write_then_resume_ends_bitwise_equal(straight, tmp_path):
-    """The moments that matter most, each once, in one chain: half a checkpoint, a
-    checkpoint written but not yet renamed, half a metrics row (the first: inside the
-    header), half an events line."""
+def test_a_torn_checkpoint_and_a_torn_metrics_header_then_resume_end_bitwise_equal(straight,
+                                                                                  tmp_path):
+    """Two moments that every test run tries (the random draws above try others): half a
+    checkpoint written (the background writer's thread dies with the process), and the
+    first metrics.csv append cut inside its header."""
     cfg, reference = straight
     run = tmp_path / "run"
-    outcome = killed_run(cfg, run, [("checkpoint", 2), ("rename", 3), ("metrics", 1),
-                                    ("events", 2)])
-    assert len(outcome.kills) == 4
+    outcome = killed_run(cfg, run, [("checkpoint", 2), ("metrics", 1)])
+    assert len(outcome.kills) == 2
     assert differences(reference, run) == []
     assert not list(run.glob(".*.tmp*")) and not list((run / "checkpoints").glob(".*.tmp*"))
