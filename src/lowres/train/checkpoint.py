@@ -6,13 +6,14 @@ loading uses `torch.load(weights_only=True)`, so a checkpoint can never run code
 
 Contents (every key listed here, nanoGPT-style):
   format, kind ("last" | "best"), config (resolved, plain dict),
-  data {class_names, mean, std, image_shape, layout, root},
+  data {class_names, mean, std, image_shape, layout, root, fingerprint (train/data_fingerprint.py)},
   model (state dict of the bare module), ema (or None),
   optimizer, schedule, stop, scaler (or None),
   position {stage, stage_epoch, step, epoch}: where training continues,
   partial {loss_sum, correct, seen, seconds}: accumulators of a cut epoch,
   rng {torch, cuda (this process's GPU, or None), augment, augment_device} (train/rng.py),
-  elapsed (seconds of training so far), best {val_acc, epoch}
+  elapsed (seconds of training so far), best {val_acc, epoch},
+  nan_skips (steps undone by train.on_nan=skip_step so far)
 A mid-epoch checkpoint (train.checkpoint_minutes) is a "last" one whose position.step > 0.
 
 A checkpoint is known good before it takes a name: the temp file is read back and every
