@@ -186,7 +186,8 @@ class Engine:
                     last_refresh = now
                     with intended_sync("progress refresh"):
                         shown = so_far()
-                        check_numbers()
+                        if self.nan_guard is None or self.nan_guard.sum_over_ranks is None:
+                            check_numbers()  # (under DDP only rank 0 refreshes)
                     progress.set_postfix_str(
                         f"loss {shown.loss_sum / shown.seen:.3f} acc {shown.correct / shown.seen:.3f} "
                         f"lr {lr:.3g} {seen / (now - start):.0f} img/s")

@@ -240,7 +240,7 @@ def _train(run: Run, state: dict | None, overrides, time_limit, pause_epochs, pa
                                    resume=f"lowres train --resume {log.dir}")
                 else:
                     log.set_status("failed")
-            except OSError:
+            except (OSError, LowresError):
                 pass
         raise
     finally:

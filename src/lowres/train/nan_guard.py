@@ -21,7 +21,7 @@ a mid-epoch checkpoint, the epoch end) and otherwise every CHECK_EVERY steps, ea
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 
@@ -41,6 +41,13 @@ class NanGuard:
         self.resume_hint = resume_hint
         self.bad = torch.zeros((), dtype=torch.int64, device=device)  # this session's bad steps
         self.skipped_before = 0  # skipped in earlier sessions (from the checkpoint)
+        # Under DDP every rank must stop at the same step: the counts are summed over the
+        # ranks, at points all ranks reach together (not the rank-0 progress refresh).
+        self.sum_over_ranks: Callable[[int], int] | None = None
+        # skip_step under DDP: the gradients were averaged over the ranks, so a bad loss on
+        # one rank spoils the step on all of them: the flag is AND-ed over the ranks (a
+        # collective on the device, no host read).
+        self.all_ranks: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def observe(self, loss: torch.Tensor) -> torch.Tensor:
         """Count a non-finite loss on the device; the step's `finite` flag (a 0-d bool)."""
@@ -55,6 +62,8 @@ class NanGuard:
         was not finite. `before` is `snapshot(...)`, taken before the forward (BatchNorm
         updates its statistics during the forward)."""
         finite = self.observe(loss)
+        if self.all_ranks is not None and self.mode == "skip_step":
+            finite = self.all_ranks(finite)
         yield finite
         if self.mode == "skip_step" and before is not None:
             self._restore_where_bad(finite, module, optimizer, before)
@@ -80,6 +89,8 @@ class NanGuard:
         """Read the counter (call inside `intended_sync`); raise NonFiniteLoss when the run
         must stop."""
         bad = int(self.bad.item())
+        if self.sum_over_ranks is not None:
+            bad = self.sum_over_ranks(bad)
         if self.mode == "skip_step":
             total = self.skipped_before + bad
             if total <= self.max_skips:

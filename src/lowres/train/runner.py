@@ -137,6 +137,10 @@ class Run:
                              distributed=dist.world_size > 1)
         self.engine.nan_guard = NanGuard(cfg.train.on_nan, cfg.train.nan_max_skips, policy.device,
                                          resume_hint=self.log.resume_hint)
+        if dist.world_size > 1:
+            self.engine.nan_guard.sum_over_ranks = \
+                lambda n: int(dist.all_reduce_sum([float(n)])[0])
+            self.engine.nan_guard.all_ranks = _finite_on_every_rank
         self.resumed_note: str | None = None  # a fallback or a lock take-over, said at resume
         torch.manual_seed(cfg.seed + 7919 * dist.rank)  # dropout draws differ per rank
         self.loader = EpochLoader(data.train_images, data.train_labels, cfg.train.batch_size,
@@ -279,3 +283,10 @@ class Run:
         self.elapsed = state["elapsed"]
         self.best = dict(state["best"])
         self.engine.nan_guard.skipped_before = int(state.get("nan_skips") or 0)
+
+
+def _finite_on_every_rank(finite: torch.Tensor) -> torch.Tensor:
+    """AND of a 0-d bool over the ranks, on the device (train.on_nan=skip_step under DDP)."""
+    flag = finite.to(torch.int32)
+    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+    return flag.bool()
