@@ -57,8 +57,9 @@ def main() -> int:
         struck += len(outcome.kills)
         by_moment.update(m for m, _ in outcome.kills)
         equal += not diff
-        print(f"chain {i}: kills {outcome.kills} -> {'bitwise equal' if not diff else diff}",
-              flush=True)
+        tried = "" if i < args.chains else f" (delays {[round(d, 1) for d in delays]})"
+        print(f"chain {i}: kills {outcome.kills}{tried} -> "
+              f"{'bitwise equal' if not diff else diff}", flush=True)
     print(f"\n{struck} kills struck in {chains} chains ({dict(by_moment)}); "
           f"{equal}/{chains} chains ended bitwise equal to the run never stopped")
     return 0 if equal == chains else 1

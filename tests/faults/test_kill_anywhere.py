@@ -39,8 +39,9 @@ def test_sigkill_at_random_moments_then_resume_ends_bitwise_equal(straight, tmp_
     where = f"(LOWRES_KILL_SEED={seed}, kills {outcome.kills})"
     assert differences(reference, run) == [], where
     assert run_state(run) == "finished", where
-    resumes = sum(e["event"] == "resume" for e in read_events(run))
-    assert resumes == sum(1 for m, _ in outcome.kills if m != "config"), where
+    # events.jsonl stays a list of whole records (a line a kill tore is skipped by readers
+    # and never merged with the next), ending with the run's end.
+    assert read_events(run)[-1]["event"] == "run_end", where
 
 
 def test_a_torn_checkpoint_and_a_torn_metrics_header_then_resume_end_bitwise_equal(straight,
