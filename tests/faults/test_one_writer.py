@@ -76,3 +76,36 @@ def test_runs_never_shows_a_dead_run_as_running(tiny_data, tmp_path):
         assert run_state(run) == "running"
     finally:
         lock.release()
+
+
+def test_a_sweep_skips_a_point_another_process_is_training(tmp_path, capsys):
+    """A second sweep process (or a hand-started trainer) holds one point's lock: this
+    sweep leaves that point alone, neither training it nor setting its directory aside."""
+    import sys as _sys  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    import yaml  # noqa: PLC0415
+
+    _sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "track"))
+    from track_fakes import BASE_CONFIG, make_run  # noqa: PLC0415
+
+    from lowres.track.sweep import run_sweep  # noqa: PLC0415
+
+    base = tmp_path / "base.yaml"
+    base.write_text(yaml.safe_dump(BASE_CONFIG, sort_keys=False))
+    sweep_dir = tmp_path / "sw"
+    busy = sweep_dir / "dropout0.5"
+    lock = RunLock(busy).acquire()  # started by the other process, nothing written yet
+    calls = []
+
+    def fake_train(config_path, overrides, run_dir, resume):
+        calls.append(Path(run_dir).name)
+        make_run(run_dir, epochs=3)
+
+    try:
+        run_sweep(base, ["model.dropout=0.5,0.8"], None, sweep_dir, fake_train, check_config=False)
+    finally:
+        lock.release()
+    assert calls == ["dropout0.8"]
+    assert busy.is_dir() and not list(sweep_dir.glob("dropout0.5.attempt*"))
+    assert "dropout0.5: running in another process" in capsys.readouterr().out
