@@ -50,7 +50,13 @@ def main() -> int:
         if i < args.chains:
             outcome = killed_run(cfg, run, [draw(rng) for _ in range(args.kills)])
         else:
-            delays = [rng.uniform(0.0, 1.3 * straight_s) for _ in range(args.kills)]
+            if i == args.chains:  # the machine's load changes: time a whole run again now
+                t0 = time.perf_counter()
+                assert run_cli(["train", str(cfg), "--run-dir", str(root / "timing")]) == 0
+                straight_s = time.perf_counter() - t0
+            # Fractions of a whole run's time: a resumed process has less left to do.
+            delays = [rng.uniform(0.0, frac * straight_s)
+                      for frac in (0.9, 0.6, 0.4)[: args.kills]]
             outcome = wall_clock_killed_run(cfg, run, delays)
         diff = differences(root / "straight", run)
         chains += 1

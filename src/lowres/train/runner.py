@@ -142,6 +142,7 @@ class Run:
                 lambda n: int(dist.all_reduce_sum([float(n)])[0])
             self.engine.nan_guard.all_ranks = _finite_on_every_rank
         self.resumed_note: str | None = None  # a fallback or a lock take-over, said at resume
+        self._fingerprint = fingerprint(data)  # hashes the file list: once, not per save
         torch.manual_seed(cfg.seed + 7919 * dist.rank)  # dropout draws differ per rank
         self.loader = EpochLoader(data.train_images, data.train_labels, cfg.train.batch_size,
                                   policy.device, policy.resident, cfg.seed, dist.rank,
@@ -187,7 +188,7 @@ class Run:
         index = self.data.index
         return {"class_names": self.data.class_names, "mean": self.data.mean, "std": self.data.std,
                 "image_shape": list(self.data.image_shape), "layout": index.layout,
-                "root": str(index.root), "fingerprint": fingerprint(self.data)}
+                "root": str(index.root), "fingerprint": self._fingerprint}
 
     def state(self, kind: str, position: dict | None = None,
               partial: EpochProgress | None = None) -> dict:
