@@ -105,9 +105,14 @@ class RunLog:
         with open(self.metrics_path, newline="") as f:
             lines = list(csv.reader(f))
         header, rows = (lines[0], lines[1:]) if lines else (list(METRIC_COLUMNS), [])
+        # The first append cut inside the header: a prefix of it, with rows (written after
+        # the repair of the line) of the full width. (An older header whose columns are
+        # all complete and whose rows match it is a format, not a tear.)
         full = ",".join(METRIC_COLUMNS)
-        if header != METRIC_COLUMNS and full.startswith(",".join(header)):
-            header = list(METRIC_COLUMNS)  # the first append was cut inside the header
+        if header != METRIC_COLUMNS and full.startswith(",".join(header)) and (
+                header[-1] not in METRIC_COLUMNS or not rows
+                or any(len(r) == len(METRIC_COLUMNS) for r in rows)):
+            header = list(METRIC_COLUMNS)
         epoch_col = header.index("epoch") if "epoch" in header else 0
         # A row a kill cut short has fewer cells: never keep it (its epoch may be cut too).
         kept = [r for r in rows if len(r) == len(header) and r[epoch_col].isdigit()
