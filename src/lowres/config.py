@@ -68,6 +68,8 @@ class TrainConfig:
     # checkpoint_window epochs) | last
     checkpoint_rule: str = "val_loss"
     checkpoint_window: int = 3
+    on_nan: str = "stop"  # a NaN/inf loss: stop (nothing bad saved) | skip_step (undo the step)
+    nan_max_skips: int = 20  # skip_step: stop after more than this many skipped steps
 
 
 @dataclass
@@ -215,4 +217,6 @@ def load(path: str | Path, overrides: list[str] = (), require_root: bool = True)
 
 
 def save(cfg: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    from lowres.disk import replace_text  # noqa: PLC0415
+
+    replace_text(Path(path), yaml.safe_dump(to_dict(cfg), sort_keys=False))  # a kill: old or new

@@ -16,6 +16,7 @@ _CHOICES = {
     "train.channels_last": ("auto", "yes", "no"),
     "train.compile": ("auto", "yes", "no"),
     "train.augment_masking": ("auto", "subset", "where"),
+    "train.on_nan": ("stop", "skip_step"),
     "train.compile_augment": ("yes", "no"),
     "data.resident": ("auto", "yes", "no"),
     "train.checkpoint_rule": ("val_loss", "val_acc", "smoothed_acc", "last"),  # train/selection.py
@@ -47,6 +48,9 @@ def validate(cfg: Config, require_root: bool = True) -> None:
     _check_range("model.drop_path", cfg.model.drop_path, 0.0, 0.9)
     _check_range("train.label_smoothing", cfg.train.label_smoothing, 0.0, 0.99)
     _check_range("train.ema", cfg.train.ema, 0.0, 0.999999)
+    if cfg.train.nan_max_skips < 0:
+        raise ConfigError(f"config key 'train.nan_max_skips': must be 0 or more, got "
+                          f"{cfg.train.nan_max_skips}")
     if cfg.train.checkpoint_minutes < 0:
         raise ConfigError(f"config key 'train.checkpoint_minutes': must be 0 (off) or positive, "
                           f"got {cfg.train.checkpoint_minutes}")

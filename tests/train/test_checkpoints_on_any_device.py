@@ -111,13 +111,13 @@ def test_slow_checkpoint_writes_do_not_hold_up_training(tiny_data, tmp_path, mon
     real_save, real_epoch = checkpoint.save, Engine.train_epoch
     times = {"epochs": [], "first_write_done": None}
 
-    def slow_first_save(state, path):
+    def slow_first_save(state, path, **kwargs):
         if times["first_write_done"] is None:
             time.sleep(1.0)
-            real_save(state, path)
+            real_save(state, path, **kwargs)
             times["first_write_done"] = time.monotonic()
         else:
-            real_save(state, path)
+            real_save(state, path, **kwargs)
 
     def timed_epoch(self, *args, **kwargs):
         times["epochs"].append(time.monotonic())

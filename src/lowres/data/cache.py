@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from lowres.data import cache_integrity
 from lowres.errors import DataError
 from lowres.progress import progress
 
@@ -104,25 +104,19 @@ def cached_images(items, cache_dir: str | Path | None = None, desc: str = "decod
     paths = list(getattr(items, "paths", items))
     key = table.cache_key(size) if table is not None else file_list_key(paths, size)
     npy = cache_dir / f"{key}.npy"
-    if npy.exists():
-        try:
-            arr = np.load(npy, mmap_mode="r")
-            if arr.shape[0] == len(paths) and arr.dtype == np.uint8 and arr.ndim == 4:
-                return arr
-        except (OSError, ValueError):
-            pass  # a damaged cache file is rebuilt below
+    arr, damaged = cache_integrity.load(npy, len(paths))  # size, header and checksum
+    if arr is not None:
+        return arr
+    if damaged:
+        print(f"lowres: the image cache {npy} is not usable ({damaged}): decoding again",
+              file=sys.stderr)
     sources = table.encoded_images() if table is not None else None
     arr = decode_images(paths, desc=desc, size=size, sources=sources)
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = npy.with_name(f".{npy.name}.tmp{os.getpid()}")
-        with open(tmp, "wb") as f:
-            np.save(f, arr)
-        os.replace(tmp, npy)
-        meta = {"files": len(paths), "shape": list(arr.shape), "first": str(paths[0]),
-                "version": CACHE_VERSION, "size": size}
-        (cache_dir / f"{key}.json").write_text(json.dumps(meta) + "\n")
-    except OSError as exc:  # a read-only cache dir costs speed, not correctness
+        cache_integrity.write(npy, arr, {"files": len(paths), "first": str(paths[0]),
+                                         "version": CACHE_VERSION, "size": size})
+    except OSError as exc:  # a read-only or full cache dir costs speed, not correctness
         print(f"lowres: could not write the image cache in {cache_dir} ({exc}); "
               f"set LOWRES_CACHE_DIR or data.cache_dir to a writable directory", file=sys.stderr)
     return arr

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from lowres.intervals import accuracy_interval, fmt_interval_pct
+from lowres.track.run_lock import held_by_other
 from lowres.track.runlog import read_events, read_metrics, read_status
 
 ACC_COLUMNS = ("train_acc", "val_acc", "ema_val_acc")
@@ -272,7 +273,9 @@ def run_state(run_dir: str | Path, status: dict[str, Any] | None = None) -> str:
         host = status.get("host")
         if host and host != socket.gethostname():
             return f"running? (host {host})"
-        if pid_alive(status.get("pid")):
+        # A live pid is not enough (pids are reused): when the run has a lock file, the
+        # lock must be held too (the kernel drops it when its process dies).
+        if pid_alive(status.get("pid")) and held_by_other(run_dir) is not False:
             return RUNNING
         return RESUMABLE if resumable else FAILED
     if state == "stopped":

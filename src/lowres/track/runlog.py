@@ -26,6 +26,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from lowres.disk import append_text, replace_text
+
 METRIC_COLUMNS = [
     "epoch",  # global epoch, 1-based, counted over all stages
     "stage",  # stage index, 0-based
@@ -50,12 +52,10 @@ def now_iso() -> str:
     return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write through a temp file in the same directory, then rename: never a half file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def atomic_write_text(path: Path, text: str, then: str = "") -> None:
+    """Write through a temp file in the same directory, then rename: never a half file
+    (a full disk: DiskFullError, the old file kept)."""
+    replace_text(path, text, then)
 
 
 class RunLog:
@@ -81,20 +81,25 @@ class RunLog:
     def checkpoint_dir(self) -> Path:
         return self.dir / "checkpoints"
 
+    @property
+    def resume_hint(self) -> str:
+        """What to do after freeing space, in a full disk's one line."""
+        return f"resume with `lowres train --resume {self.dir}`"
+
     # -- metrics
     def append_metrics(self, row: dict[str, Any]) -> None:
         if not self.enabled:
             return
-        new = not self.metrics_path.exists()
+        new = not self.metrics_path.exists() or self.metrics_path.stat().st_size == 0
         if not new:
             self._upgrade_metrics_header()
-        with open(self.metrics_path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=METRIC_COLUMNS, extrasaction="raise")
-            if new:
-                writer.writeheader()
-            writer.writerow({k: _fmt(row.get(k)) for k in METRIC_COLUMNS})
-            f.flush()
-            os.fsync(f.fileno())
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="raise")
+        if new:
+            writer.writeheader()
+        writer.writerow({k: _fmt(row.get(k)) for k in METRIC_COLUMNS})
+        # One write of whole lines; a full disk cuts the file back (disk.append_text).
+        append_text(self.metrics_path, buf.getvalue(), fsync=True, then=self.resume_hint)
 
     def _upgrade_metrics_header(self) -> None:
         """A run started by an older version has fewer columns: rewrite its file with the
@@ -112,16 +117,28 @@ class RunLog:
         atomic_write_text(self.metrics_path, buf.getvalue())
 
     def truncate_metrics(self, epochs_done: int) -> None:
-        """Keep rows of epochs <= epochs_done: a resumed run continues one curve."""
+        """Keep rows of epochs <= epochs_done: a resumed run continues one curve. What a kill
+        left is repaired here: a torn header is written whole, a torn row is dropped."""
         if not self.enabled or not self.metrics_path.exists():
             return
         with open(self.metrics_path, newline="") as f:
-            header, *rows = list(csv.reader(f))
-        epoch_col = header.index("epoch")
-        kept = [r for r in rows if r and int(r[epoch_col]) <= epochs_done]
+            lines = list(csv.reader(f))
+        header, rows = (lines[0], lines[1:]) if lines else (list(METRIC_COLUMNS), [])
+        # The first append cut inside the header: a prefix of it, with rows (written after
+        # the repair of the line) of the full width. (An older header whose columns are
+        # all complete and whose rows match it is a format, not a tear.)
+        full = ",".join(METRIC_COLUMNS)
+        if header != METRIC_COLUMNS and full.startswith(",".join(header)) and (
+                header[-1] not in METRIC_COLUMNS or not rows
+                or any(len(r) == len(METRIC_COLUMNS) for r in rows)):
+            header = list(METRIC_COLUMNS)
+        epoch_col = header.index("epoch") if "epoch" in header else 0
+        # A row a kill cut short has fewer cells: never keep it (its epoch may be cut too).
+        kept = [r for r in rows if len(r) == len(header) and r[epoch_col].isdigit()
+                and int(r[epoch_col]) <= epochs_done]
         buf = io.StringIO()
         csv.writer(buf).writerows([header, *kept])
-        atomic_write_text(self.metrics_path, buf.getvalue())
+        atomic_write_text(self.metrics_path, buf.getvalue(), self.resume_hint)
 
     # -- events
     def event(self, kind: str, **fields: Any) -> None:
@@ -129,8 +146,7 @@ class RunLog:
             return
         assert kind in EVENT_KINDS, kind
         record = {"time": now_iso(), "event": kind, **fields}
-        with open(self.events_path, "a") as f:
-            f.write(json.dumps(record, default=str) + "\n")
+        append_text(self.events_path, json.dumps(record, default=str) + "\n", then=self.resume_hint)
 
     # -- status and static files
     def set_status(self, state: str, **fields: Any) -> None:
@@ -138,7 +154,8 @@ class RunLog:
             return
         record = {"state": state, "pid": os.getpid(), "host": socket.gethostname(),
                   "updated": now_iso(), **fields}
-        atomic_write_text(self.dir / "status.json", json.dumps(record, indent=1) + "\n")
+        atomic_write_text(self.dir / "status.json", json.dumps(record, indent=1) + "\n",
+                          self.resume_hint)
 
     def write_env(self, device: str) -> None:
         if not self.enabled:

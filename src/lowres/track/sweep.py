@@ -24,6 +24,7 @@ from typing import Any, Callable, Sequence
 import yaml
 
 from lowres.errors import ConfigError, LowresError
+from lowres.track.run_lock import RunLocked, held_by_other
 from lowres.track.rundata import FINISHED, RESUMABLE, RUNNING, run_state
 from lowres.track.runlog import atomic_write_text, now_iso
 
@@ -273,8 +274,8 @@ def run_sweep(base_config_path: str | Path, grid: Sequence[str], seeds: Sequence
         if state == FINISHED:
             _say(f"{tag}: finished, skipped")
             continue
-        if state == RUNNING:
-            _say(f"{tag}: running in another process (pid alive), skipped")
+        if state == RUNNING or (run_dir.exists() and held_by_other(run_dir)):
+            _say(f"{tag}: running in another process (it holds the run's lock), skipped")
             continue
         resume = (run_dir / "checkpoints" / "last.pt").is_file()
         if resume:
@@ -288,6 +289,9 @@ def run_sweep(base_config_path: str | Path, grid: Sequence[str], seeds: Sequence
         except KeyboardInterrupt:
             _say(f"{tag}: interrupted; rerun the same command to resume the sweep")
             raise
+        except RunLocked as exc:  # another sweep process took this point just now
+            _say(f"{tag}: {exc}; skipped")
+            continue
         except LowresError:
             raise
         except Exception:  # noqa: BLE001 - one bad point must not end an overnight sweep

@@ -47,6 +47,8 @@ class BackgroundWriter:
         if not self.enabled:
             write()
             return
+        while self._pending and self._pending[0].done():  # a failed write stops the run now
+            self._pending.pop(0).result()
         while len(self._pending) >= self.MAX_PENDING:
             self._pending.pop(0).result()
         self._pending.append(self._checkpoints.submit(write))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Callable
 
@@ -21,6 +22,7 @@ from lowres.progress import bar
 from lowres.train.sync_check import intended_sync
 from lowres.train.device import DevicePolicy
 from lowres.train.ema import EMA
+from lowres.train.nan_guard import CHECK_EVERY, NanGuard
 from lowres.train.optim import Schedule, set_lr
 
 
@@ -75,6 +77,7 @@ class Engine:
             self.forward = torch.compile(self.train_model, dynamic=False)
         self.smoothing = label_smoothing
         self.scaler = torch.amp.GradScaler("cuda") if policy.needs_scaler else None
+        self.nan_guard: NanGuard | None = None  # set by the run (train.on_nan)
 
     @property
     def compiled(self) -> bool:
@@ -108,18 +111,25 @@ class Engine:
 
     def _step(self, model_fn: Callable, x: torch.Tensor, targets: torch.Tensor,
               optimizer: torch.optim.Optimizer) -> tuple[torch.Tensor, torch.Tensor]:
+        guard = self.nan_guard
+        before = guard.snapshot(self.module, optimizer) if guard is not None else None
         with self.policy.autocast():
             logits = model_fn(x)
         loss = soft_cross_entropy(logits.float(), targets, self.smoothing)
         optimizer.zero_grad(set_to_none=True)
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            self.scaler.step(optimizer)  # reads the inf check on the host: fp16 only
-            self.scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
-        return loss.detach(), logits.detach()
+        with guard.step(loss, self.module, optimizer, before) if guard is not None \
+                else nullcontext() as finite:
+            if self.scaler is not None:
+                self.scaler.scale(loss).backward()
+                self.scaler.step(optimizer)  # reads the inf check on the host: fp16 only
+                self.scaler.update()
+            else:
+                loss.backward()
+                optimizer.step()
+        loss = loss.detach()
+        if before is not None:  # a skipped step adds nothing to the epoch's loss
+            loss = torch.where(finite, loss, torch.zeros_like(loss))
+        return loss, logits.detach()
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         if self.policy.channels_last:
@@ -148,6 +158,10 @@ class Engine:
         start = time.perf_counter()
         last_refresh = start
 
+        def check_numbers() -> None:  # reads the non-finite counter: a sync, bounded
+            if self.nan_guard is not None:
+                self.nan_guard.check(epoch, state.step)
+
         def so_far() -> EpochProgress:  # reads the device sums: a sync, only when asked
             return EpochProgress(step=state.step, loss_sum=state.loss_sum + float(loss_sum.item()),
                                  correct=state.correct + int(correct.item()),
@@ -172,12 +186,18 @@ class Engine:
                     last_refresh = now
                     with intended_sync("progress refresh"):
                         shown = so_far()
+                        if self.nan_guard is None or self.nan_guard.sum_over_ranks is None:
+                            check_numbers()  # (under DDP only rank 0 refreshes)
                     progress.set_postfix_str(
                         f"loss {shown.loss_sum / shown.seen:.3f} acc {shown.correct / shown.seen:.3f} "
                         f"lr {lr:.3g} {seen / (now - start):.0f} img/s")
+                if state.step % CHECK_EVERY == 0:
+                    with intended_sync("non-finite loss check"):
+                        check_numbers()
                 action = control()
                 if action == SAVE and state.step < steps:
                     with intended_sync("mid-epoch checkpoint"):
+                        check_numbers()  # never a checkpoint after a bad step
                         save(so_far())
                 elif action == CUT and state.step < steps:
                     state.cut = True
@@ -187,6 +207,7 @@ class Engine:
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             state.seconds += time.perf_counter() - start
+            check_numbers()  # before the epoch is published and saved
             state.loss_sum += float(loss_sum.item())
             state.correct += int(correct.item())
         state.seen += seen

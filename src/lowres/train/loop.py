@@ -12,9 +12,14 @@ from lowres import config as config_mod
 from lowres.config import Config
 from lowres.data.prepare import prepare
 from lowres.durations import format_duration
+from lowres.disk import DiskFullError, remove_quietly
 from lowres.errors import LowresError
+from lowres.track import run_lock
+from lowres.track.runlog import read_status
 from lowres.train import checkpoint, distributed
+from lowres.train.data_fingerprint import check_same_data
 from lowres.train.device import resolve
+from lowres.train.nan_guard import NonFiniteLoss
 from lowres.train.publish import epoch_line, publish_epoch, publish_safely
 from lowres.train.runner import Run, RunResult, StepControl, StopFlag
 
@@ -26,10 +31,31 @@ def default_run_dir(cfg: Config, config_path: str | Path | None) -> Path:
 
 
 def check_new_run_dir(run_dir: Path) -> None:
-    """Never write a new run over an existing one."""
-    if run_dir.exists() and any(run_dir.iterdir()):
+    """Never write a new run over an existing one. A directory that a start killed before
+    config.yaml was written (empty folders, a lock nobody holds) holds no run: reusable."""
+    if run_dir.exists() and not started_nothing(run_dir):
         raise LowresError(f"run directory {run_dir} already exists and is not empty: resume it "
                           f"with `lowres train --resume {run_dir}` or choose another --run-dir")
+
+
+def started_nothing(run_dir: Path) -> bool:
+    for entry in run_dir.iterdir():
+        if entry.is_dir() and not any(entry.iterdir()):
+            continue
+        if entry.name.startswith(".") and ".tmp" in entry.name:  # a write a kill cut short
+            continue
+        if entry.name == run_lock.NAME and not run_lock.held_by_other(run_dir):
+            continue
+        return False
+    return True
+
+
+def remove_torn_writes(run_dir: Path) -> None:
+    """Temp files a killed writer left (ours hold the lock now, so none is being written)."""
+    for folder in (run_dir, run_dir / "checkpoints"):
+        if folder.is_dir():
+            for entry in folder.glob(".*.tmp*"):
+                remove_quietly(entry)
 
 
 def absolute_data_paths(cfg: Config) -> None:
@@ -40,17 +66,25 @@ def absolute_data_paths(cfg: Config) -> None:
             setattr(cfg.data, key, str(Path(value).expanduser().resolve()))
 
 
-def load_resume_config(run_dir: Path, overrides: list[str]) -> tuple[Config, dict]:
+def load_resume_config(run_dir: Path, overrides: list[str]) -> tuple[Config, dict | None, str | None]:
+    """(config, checkpoint state, note): the state is None when the run was killed before
+    its first checkpoint (it starts over, in place); the note says when last.pt was damaged
+    and the run falls back to the checkpoint before it."""
     cfg_path = run_dir / "config.yaml"
+    if not run_dir.is_dir():
+        raise LowresError(f"run directory not found: {run_dir}")
     if not cfg_path.is_file():
         raise LowresError(f"{run_dir} is not a lowres run directory (no config.yaml); pass the "
                           f"directory `lowres train` created")
-    state = checkpoint.load(checkpoint.find(run_dir, "last"))
+    state, note = checkpoint.load_for_resume(run_dir)
     cfg = config_mod.load(cfg_path, overrides)
-    if state["position"]["stage"] >= len(cfg.stages):
+    # Past the last stage but not marked finished: killed while finishing; resuming
+    # completes the finish (run_end, status, report) without training.
+    if state is not None and state["position"]["stage"] >= len(cfg.stages) \
+            and read_status(run_dir).get("state") == "finished":
         raise LowresError(f"{run_dir} has already finished all {len(cfg.stages)} stages: nothing "
                           f"to resume (start a new run to train further)")
-    return cfg, state
+    return cfg, state, note
 
 
 def train(config_path: str | Path | None, overrides: list[str] = (), run_dir: str | Path | None = None,
@@ -63,11 +97,14 @@ def train(config_path: str | Path | None, overrides: list[str] = (), run_dir: st
     if not dist.is_main:  # one voice: rank 0 prints and shows progress
         out = open(os.devnull, "w")  # noqa: SIM115
         os.environ["LOWRES_PROGRESS"] = "0"
+    lock = None
     try:
-        state = None
+        state, note = None, None
         if resume is not None:
             run_dir = Path(resume)
-            cfg, state = load_resume_config(run_dir, list(overrides))
+            if dist.is_main and not dry_run and run_dir.is_dir():
+                lock = run_lock.RunLock(run_dir).acquire()  # before anything is read or cut
+            cfg, state, note = load_resume_config(run_dir, list(overrides))
         else:
             if config_path is None:
                 raise LowresError("give a CONFIG.yaml to train, or --resume RUN_DIR")
@@ -76,7 +113,16 @@ def train(config_path: str | Path | None, overrides: list[str] = (), run_dir: st
             run_dir = Path(run_dir) if run_dir else default_run_dir(cfg, config_path)
             if not dry_run and dist.is_main:
                 check_new_run_dir(run_dir)
+                lock = run_lock.RunLock(run_dir).acquire()
+        if lock is not None:
+            remove_torn_writes(run_dir)
+        if lock is not None and lock.note():
+            print(f"lowres: note: {lock.note()}", file=sys.stderr)
+        if note:
+            print(f"lowres: warning: {note}", file=sys.stderr)
         data = prepare(cfg.data, cfg.seed)
+        if state is not None:
+            check_same_data(state, data, run_dir)
         policy = resolve(cfg.train, cfg.data, data.train_images.nbytes, dist.local_rank,
                          dist.world_size)
         run = Run(cfg, run_dir, data, policy, dist) if not dry_run else None
@@ -85,14 +131,30 @@ def train(config_path: str | Path | None, overrides: list[str] = (), run_dir: st
 
             do_dry_run(cfg, data, policy, run_dir, out)
             return None
-        return _train(run, state, overrides, time_limit, pause_after_epochs, pause_after_steps, out)
+        if resume is not None:
+            run.resumed_note = "; ".join(n for n in (note, lock and lock.note()) if n) or None
+        return _train(run, state, overrides, time_limit, pause_after_epochs, pause_after_steps,
+                      out, resumed=resume is not None)
     finally:
+        if lock is not None:
+            lock.release()
         distributed.shutdown(dist)
 
 
-def _train(run: Run, state: dict | None, overrides, time_limit, pause_epochs, pause_steps, out) -> RunResult:
+def _train(run: Run, state: dict | None, overrides, time_limit, pause_epochs, pause_steps, out,
+           resumed: bool = False) -> RunResult:
     cfg, log, dist = run.cfg, run.log, run.dist
-    if state is None:
+    if resumed and run.resumed_note:
+        log.event("warning", message=run.resumed_note)
+    if resumed and state is None:
+        # Killed before its first checkpoint: nothing to continue, so it starts over in its
+        # own directory (a metrics row of an epoch whose checkpoint never landed goes).
+        log.truncate_metrics(0)
+        log.event("resume", epoch=0, stage=0, step=0, overrides=list(overrides),
+                  world_size=dist.world_size, note="no checkpoint yet: started over")
+        if overrides and dist.is_main:
+            config_mod.save(cfg, log.dir / "config.yaml")
+    elif state is None:
         if dist.is_main:
             config_mod.save(cfg, log.dir / "config.yaml")
         log.write_env(str(run.policy.device))
@@ -172,7 +234,14 @@ def _train(run: Run, state: dict | None, overrides, time_limit, pause_epochs, pa
         except Exception:  # noqa: BLE001
             pass
         if dist.is_main and log.dir.exists():
-            log.set_status("stopped" if isinstance(exc, KeyboardInterrupt) else "failed")
+            try:  # on a full disk this write fails too: the first error is the one to see
+                if isinstance(exc, (KeyboardInterrupt, DiskFullError, NonFiniteLoss)):
+                    log.set_status("stopped", reason=str(exc),
+                                   resume=f"lowres train --resume {log.dir}")
+                else:
+                    log.set_status("failed")
+            except (OSError, LowresError):
+                pass
         raise
     finally:
         flag.restore()

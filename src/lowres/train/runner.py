@@ -25,8 +25,10 @@ from lowres.track.runlog import RunLog
 from lowres.track.tensorboard import TensorBoardLogger
 from lowres.train import checkpoint, distributed, rng
 from lowres.train.background import BackgroundWriter, snapshot
+from lowres.train.data_fingerprint import fingerprint
 from lowres.train.device import DevicePolicy
 from lowres.train.engine import CONTINUE, CUT, SAVE, Engine, EpochProgress
+from lowres.train.nan_guard import NanGuard, require_finite
 from lowres.train.optim import Schedule, build_optimizer
 from lowres.train.plan import StopRule
 
@@ -133,6 +135,14 @@ class Run:
                             image_size=data.image_shape[1])
         self.engine = Engine(model, policy, cfg.train.label_smoothing, cfg.train.ema,
                              distributed=dist.world_size > 1)
+        self.engine.nan_guard = NanGuard(cfg.train.on_nan, cfg.train.nan_max_skips, policy.device,
+                                         resume_hint=self.log.resume_hint)
+        if dist.world_size > 1:
+            self.engine.nan_guard.sum_over_ranks = \
+                lambda n: int(dist.all_reduce_sum([float(n)])[0])
+            self.engine.nan_guard.all_ranks = _finite_on_every_rank
+        self.resumed_note: str | None = None  # a fallback or a lock take-over, said at resume
+        self._fingerprint = fingerprint(data)  # hashes the file list: once, not per save
         torch.manual_seed(cfg.seed + 7919 * dist.rank)  # dropout draws differ per rank
         self.loader = EpochLoader(data.train_images, data.train_labels, cfg.train.batch_size,
                                   policy.device, policy.resident, cfg.seed, dist.rank,
@@ -178,7 +188,7 @@ class Run:
         index = self.data.index
         return {"class_names": self.data.class_names, "mean": self.data.mean, "std": self.data.std,
                 "image_shape": list(self.data.image_shape), "layout": index.layout,
-                "root": str(index.root)}
+                "root": str(index.root), "fingerprint": self._fingerprint}
 
     def state(self, kind: str, position: dict | None = None,
               partial: EpochProgress | None = None) -> dict:
@@ -199,14 +209,21 @@ class Run:
             "rng": rng.capture(self.aug_gen, self.policy.device),
             "elapsed": self.elapsed,
             "best": dict(self.best),
+            "nan_skips": self.engine.nan_guard.skipped(),
         }
 
     def save_last(self, position: dict | None = None, partial: EpochProgress | None = None) -> None:
         """last.pt: a snapshot now, written by the background writer."""
         if self.dist.is_main:
             state = snapshot(self.state("last", position, partial))
+            require_finite(state["model"], "last.pt")
+            if state["ema"] is not None:
+                require_finite(state["ema"], "last.pt (EMA)")
             path = self.log.checkpoint_dir / "last.pt"
-            self.writer.checkpoint(lambda: checkpoint.save(state, path))
+            hint = self.log.resume_hint
+            # The last.pt it replaces stays as last.prev.pt: resume falls back to it.
+            self.writer.checkpoint(lambda: checkpoint.save(state, path, keep_previous=True,
+                                                           then=hint))
 
     def save_mid_epoch(self, progress: EpochProgress) -> None:
         """A mid-epoch last.pt (train.checkpoint_minutes): resuming from it replays the rest
@@ -225,8 +242,10 @@ class Run:
                           "data": self.data_meta(), "model": weights, "ema": None,
                           "position": dict(self.position), "best": dict(self.best),
                           "weights": "ema" if use_ema else "raw"})
+        require_finite(state["model"], "best.pt")  # a broken best.pt never replaces a good one
         path = self.log.checkpoint_dir / "best.pt"
-        self.writer.checkpoint(lambda: checkpoint.save(state, path))
+        hint = self.log.resume_hint
+        self.writer.checkpoint(lambda: checkpoint.save(state, path, then=hint))
 
     def restore(self, state: dict) -> None:
         self.engine.module.load_state_dict(state["model"])
@@ -264,3 +283,11 @@ class Run:
             self.aug_gen.manual_seed(self.cfg.seed * 1_000_003 + offset)
         self.elapsed = state["elapsed"]
         self.best = dict(state["best"])
+        self.engine.nan_guard.skipped_before = int(state.get("nan_skips") or 0)
+
+
+def _finite_on_every_rank(finite: torch.Tensor) -> torch.Tensor:
+    """AND of a 0-d bool over the ranks, on the device (train.on_nan=skip_step under DDP)."""
+    flag = finite.to(torch.int32)
+    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+    return flag.bool()
