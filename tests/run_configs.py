@@ -26,3 +26,10 @@ def write_config(path: Path, data_root: Path, **sections) -> Path:
             cfg[key] = value
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+def error_lines(capsys) -> list[str]:
+    """stderr lines of a command, without its warnings (e.g. a small val split's): what a
+    test of a one-line error looks at."""
+    return [line for line in capsys.readouterr().err.strip().splitlines()
+            if not line.startswith("lowres: warning:")]

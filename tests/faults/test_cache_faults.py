@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from run_configs import error_lines
 from lowres.data import cache_integrity
 from lowres.data.cache import cached_images, file_list_key
 from lowres.data.read import read_dataset
@@ -56,7 +57,7 @@ def test_a_damaged_cache_is_detected_and_rebuilt(tiny_data, tmp_path, capsys, ho
     DAMAGE[how](npy)
     capsys.readouterr()
     again = cached_images(paths, tmp_path)
-    err = capsys.readouterr().err.strip().splitlines()
+    err = error_lines(capsys)
     assert len(err) == 1 and "is not usable" in err[0] and "decoding again" in err[0], err
     assert np.array_equal(good, again)
     assert cache_integrity.load(npy, len(paths))[0] is not None  # rebuilt whole

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from run_configs import write_config
+from run_configs import write_config, error_lines
 from lowres.cli import main
 from lowres.train.loop import train
 
@@ -60,6 +60,6 @@ def test_resume_on_changed_data_stops_saying_what_changed(tiny_data, tmp_path, c
     change(data)
     capsys.readouterr()
     assert main(["train", "--resume", str(run)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    err = error_lines(capsys)
     assert len(err) == 1 and "changed since its checkpoint" in err[0] and words in err[0], err
     assert (run / "checkpoints" / "last.pt").read_bytes() == before

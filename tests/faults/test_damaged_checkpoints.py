@@ -8,7 +8,7 @@ import zipfile
 import pytest
 import torch
 
-from run_configs import write_config
+from run_configs import write_config, error_lines
 from lowres.cli import main
 from lowres.errors import LowresError
 from lowres.track.runlog import read_events, read_metrics
@@ -81,7 +81,7 @@ def test_with_both_checkpoints_damaged_resume_stops_in_one_line(paused_run, tmp_
     _truncate(run / "checkpoints" / "last.pt")
     _zero_fill(run / "checkpoints" / "last.prev.pt")
     assert main(["train", "--resume", str(run)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    err = error_lines(capsys)
     assert len(err) == 1 and "damaged" in err[0] and "last.prev.pt" in err[0]
 
 
@@ -95,7 +95,7 @@ def test_predict_and_evaluate_on_a_damaged_checkpoint_say_one_line(paused_run, t
     args = [command, str(run)] + (["--data", str(tiny_data), "--out", str(tmp_path / "s.csv")]
                                   if command == "predict" else [])
     assert main(args) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    err = error_lines(capsys)
     assert len(err) == 1 and "best.pt" in err[0] and "damaged" in err[0], err
 
 

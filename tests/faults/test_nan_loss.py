@@ -6,7 +6,7 @@ train.nan_max_skips."""
 import pytest
 import torch
 
-from run_configs import write_config
+from run_configs import write_config, error_lines
 from lowres.cli import main
 from lowres.config import load
 from lowres.data.prepare import prepare
@@ -44,7 +44,7 @@ def test_a_nan_loss_stops_within_the_bound_and_saves_nothing_nan(tiny_data, tmp_
     calls = _poison(monkeypatch, {6})  # 4 steps per epoch: epoch 2, step 2
     assert main(["train", str(cfg), "--run-dir", str(run)]) == 2
     assert calls[0] - 6 < 3  # stopped within CHECK_EVERY steps of the bad one
-    err = capsys.readouterr().err.strip().splitlines()
+    err = error_lines(capsys)
     assert len(err) == 1 and "NaN/inf" in err[0] and "lower the learning rate" in err[0] \
         and "check the data" in err[0] and f"lowres train --resume {run}" in err[0], err
     last = checkpoint.load(run / "checkpoints" / "last.pt")
@@ -60,7 +60,7 @@ def test_a_diverging_learning_rate_stops_in_one_line(tiny_data, tmp_path, capsys
     stages = [{"epochs": 2, "augment": [], "optimizer": {"lr": 1e12, "momentum": 0.9}}]
     cfg = write_config(tmp_path / "c.yaml", tiny_data, stages=stages)
     assert main(["train", str(cfg), "--run-dir", str(tmp_path / "run")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    err = error_lines(capsys)
     assert len(err) == 1 and "lower the learning rate" in err[0], err
 
 
@@ -77,7 +77,7 @@ def test_skip_step_undoes_bad_steps_counts_them_and_stops_after_the_limit(tiny_d
     _poison(monkeypatch, {3, 6})
     assert main(["train", str(cfg), "--run-dir", str(tmp_path / "run2"),
                  "train.nan_max_skips=1"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    err = error_lines(capsys)
     assert len(err) == 1 and "2 steps had a non-finite loss" in err[0], err
 
 

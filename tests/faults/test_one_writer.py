@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 
-from run_configs import write_config
+from run_configs import write_config, error_lines
 from lowres.cli import main
 from lowres.track.run_lock import RunLock, held_by_other
 from lowres.track.rundata import run_state
@@ -36,7 +36,7 @@ def test_a_second_trainer_is_refused_naming_the_first(tiny_data, tmp_path, capsy
     try:
         assert held_by_other(run) is True
         assert main(["train", "--resume", str(run)]) == 2
-        err = capsys.readouterr().err.strip().splitlines()
+        err = error_lines(capsys)
         assert len(err) == 1 and f"pid {os.getpid()}" in err[0] and str(run) in err[0], err
         # A new run into the same directory is refused too (it is not empty).
         assert main(["train", str(tmp_path / "c.yaml"), "--run-dir", str(run)]) == 2
