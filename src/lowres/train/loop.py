@@ -30,21 +30,21 @@ def default_run_dir(cfg: Config, config_path: str | Path | None) -> Path:
     return Path("runs") / f"{stem}-{stamp}"
 
 
-def check_new_run_dir(run_dir: Path) -> None:
+def check_new_run_dir(run_dir: Path, lock_is_ours: bool = False) -> None:
     """Never write a new run over an existing one. A directory that a start killed before
     config.yaml was written (empty folders, a lock nobody holds) holds no run: reusable."""
-    if run_dir.exists() and not started_nothing(run_dir):
+    if run_dir.exists() and not started_nothing(run_dir, lock_is_ours):
         raise LowresError(f"run directory {run_dir} already exists and is not empty: resume it "
                           f"with `lowres train --resume {run_dir}` or choose another --run-dir")
 
 
-def started_nothing(run_dir: Path) -> bool:
+def started_nothing(run_dir: Path, lock_is_ours: bool = False) -> bool:
     for entry in run_dir.iterdir():
         if entry.is_dir() and not any(entry.iterdir()):
             continue
         if entry.name.startswith(".") and ".tmp" in entry.name:  # a write a kill cut short
             continue
-        if entry.name == run_lock.NAME and not run_lock.held_by_other(run_dir):
+        if entry.name == run_lock.NAME and (lock_is_ours or not run_lock.held_by_other(run_dir)):
             continue
         return False
     return True
@@ -112,8 +112,7 @@ def train(config_path: str | Path | None, overrides: list[str] = (), run_dir: st
             absolute_data_paths(cfg)
             run_dir = Path(run_dir) if run_dir else default_run_dir(cfg, config_path)
             if not dry_run and dist.is_main:
-                check_new_run_dir(run_dir)
-                lock = run_lock.RunLock(run_dir).acquire()
+                check_new_run_dir(run_dir)  # and again under the lock, once inputs are valid
         if lock is not None:
             remove_torn_writes(run_dir)
         if lock is not None and lock.note():
@@ -125,6 +124,11 @@ def train(config_path: str | Path | None, overrides: list[str] = (), run_dir: st
             check_same_data(state, data, run_dir)
         policy = resolve(cfg.train, cfg.data, data.train_images.nbytes, dist.local_rank,
                          dist.world_size)
+        if resume is None and not dry_run and dist.is_main:
+            # Only now, with config and data known good, does the new directory appear:
+            # bad input leaves nothing behind.
+            lock = run_lock.RunLock(run_dir).acquire()
+            check_new_run_dir(run_dir, lock_is_ours=True)
         run = Run(cfg, run_dir, data, policy, dist) if not dry_run else None
         if dry_run:
             from lowres.train.dry_run import dry_run as do_dry_run  # noqa: PLC0415
