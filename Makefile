@@ -17,8 +17,11 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/lowres demo --out demo
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(BIN)/python -m pytest tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/augment.py

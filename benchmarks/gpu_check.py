@@ -237,7 +237,8 @@ def seed_stage1(out: Path, seconds: float) -> dict:
     cfg_path.write_text(yaml.safe_dump(final, sort_keys=False))
     run_dir = out / "tiny40-stage1"
     start = time.perf_counter()
-    result = train(cfg_path, run_dir=run_dir, time_limit=seconds, out=open(os.devnull, "w"))
+    with open(os.devnull, "w") as quiet:
+        result = train(cfg_path, run_dir=run_dir, time_limit=seconds, out=quiet)
     rows = read_metrics(run_dir)
     return {"wall_seconds": round(time.perf_counter() - start, 1), "state": result.state,
             "train_images": 50_000 - 1_000, "val_images": 1_000,

@@ -101,7 +101,8 @@ timm = pytest.importorskip("timm")  # the tests below need timm
 
 @pytest.mark.parametrize("name", ["resnet10t", "convnext_atto", "mobilenetv3_small_050"])
 def test_timm_model_trains_pauses_resumes_and_predicts(name, tiny_data, tmp_path):
-    """ResNet-D (resnet10t: deep stem, avg-pool shortcut), ConvNeXt and MobileNetV3: adapted, trained, saved, resumed, used."""
+    """ResNet-D (resnet10t: deep stem, avg-pool shortcut), ConvNeXt and MobileNetV3:
+    adapted, trained, saved, resumed, used."""
     cfg = fast_config(tiny_data, epochs=2, name=f"timm:{name}", drop_path=0.05)
     run = lowres.train(cfg, run_dir=tmp_path / "run", pause_after=1)
     assert run.state.startswith("stopped")

@@ -184,6 +184,7 @@ def _differences(a, b, where: str = "") -> set[str]:
 
 
 ALL_STAGES = ("stages.0", "stages.1", "stages.2")
+WEIGHT_DECAYS = [f"{s}.optimizer.weight_decay" for s in ALL_STAGES]
 ONE_CHANGE = {  # file -> (base file, the keys that may and must differ, as prefixes)
     "seed/exp00_dataset_stats.yaml": ("seed/final.yaml", []),
     "seed/exp04_dropout_05.yaml": ("seed/exp03_resnet50_sgd_plateau.yaml", ["model.dropout"]),
@@ -204,8 +205,8 @@ ONE_CHANGE = {  # file -> (base file, the keys that may and must differ, as pref
     "seed/exp16_resnet34_wide.yaml": ("seed/final.yaml", ["model.name"]),
     "seed/exp18_resnet34.yaml": ("seed/final.yaml", ["model.name"]),
     "seed/exp19_nesterov.yaml": ("seed/final.yaml", [f"{s}.optimizer.nesterov" for s in ALL_STAGES]),
-    "seed/exp20_weight_decay_x100.yaml": ("seed/final.yaml", [f"{s}.optimizer.weight_decay" for s in ALL_STAGES]),
-    "seed/exp20_weight_decay_x0.1.yaml": ("seed/final.yaml", [f"{s}.optimizer.weight_decay" for s in ALL_STAGES]),
+    "seed/exp20_weight_decay_x100.yaml": ("seed/final.yaml", WEIGHT_DECAYS),
+    "seed/exp20_weight_decay_x0.1.yaml": ("seed/final.yaml", WEIGHT_DECAYS),
     "seed/exp21_default_init.yaml": ("seed/final.yaml", ["model.init"]),
     "recipes/fast_gpu.yaml": ("seed/final.yaml", [
         "train.ema", "train.device", "train.precision", "train.channels_last", "train.compile",

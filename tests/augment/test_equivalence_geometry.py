@@ -73,8 +73,8 @@ def test_padded_crop(images, mode):
     left = torch.tensor([0, 7, 3, 5, 1, 2, 6, 4])
     tv_mode = {"constant": "constant", "reflect": "reflect", "replicate": "edge"}[mode]
     want = torch.stack([TF.crop(TF.pad(img, list(pad), fill=0.25 if mode == "constant" else 0,
-                                       padding_mode=tv_mode), int(t), int(l), h, w)
-                        for img, t, l in zip(images, top, left)])
+                                       padding_mode=tv_mode), int(t), int(lf), h, w)
+                        for img, t, lf in zip(images, top, left)])
     got = geometry_ops.padded_crop(images, top, left, (h, w), pad, mode, fill=0.25)
     assert torch.equal(got, want)
 
@@ -94,7 +94,7 @@ def test_erase(images):
     box_h = torch.tensor([4, 10, 1, 14, 23, 4, 0, 5])
     box_w = torch.tensor([4, 3, 16, 14, 11, 4, 5, 0])
     colour = torch.tensor([0.1, 0.2, 0.3]).reshape(3, 1, 1)
-    want = torch.stack([TF.erase(img, int(t), int(l), int(h), int(w), colour)
+    want = torch.stack([TF.erase(img, int(t), int(lf), int(h), int(w), colour)
                         if h > 0 and w > 0 else img
-                        for img, t, l, h, w in zip(images, top, left, box_h, box_w)])
+                        for img, t, lf, h, w in zip(images, top, left, box_h, box_w)])
     assert torch.equal(filter_ops.erase(images, top, left, box_h, box_w, colour), want)

@@ -84,9 +84,8 @@ def test_helpers_with_explicit_mode():
     want[[2, 5]] += 100
     for mode in ("subset", "where"):
         assert torch.equal(apply_grouped(x.clone(), group, fns, mode), want)
-    with pytest.raises(ValueError):
-        with forced_masking("sometimes"):
-            pass
+    with pytest.raises(ValueError), forced_masking("sometimes"):
+        pass
 
 
 class _HostTraffic(TorchDispatchMode):

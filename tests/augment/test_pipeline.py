@@ -45,7 +45,8 @@ def test_empty_spec_is_normalisation_only():
 
 
 @pytest.mark.parametrize("channels", [3, 1])
-@pytest.mark.parametrize("spec", [[op] for op in ALL_IMAGE_OPS] + [ALL_IMAGE_OPS], ids=lambda s: s[0]["op"] if len(s) == 1 else "all")
+@pytest.mark.parametrize("spec", [[op] for op in ALL_IMAGE_OPS] + [ALL_IMAGE_OPS],
+                         ids=lambda s: s[0]["op"] if len(s) == 1 else "all")
 def test_every_op_gives_float_images_in_range(spec, channels):
     images, labels = batch(c=channels, h=20, w=28)
     x, y = run(spec, images, labels)

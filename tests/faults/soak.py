@@ -65,7 +65,7 @@ def main() -> int:
         equal += not diff
         tried = "" if i < args.chains else f" (delays {[round(d, 1) for d in delays]})"
         print(f"chain {i}: kills {outcome.kills}{tried} -> "
-              f"{'bitwise equal' if not diff else diff}", flush=True)
+              f"{diff or 'bitwise equal'}", flush=True)
     print(f"\n{struck} kills struck in {chains} chains ({dict(by_moment)}); "
           f"{equal}/{chains} chains ended bitwise equal to the run never stopped")
     return 0 if equal == chains else 1

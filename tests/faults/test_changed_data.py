@@ -18,7 +18,8 @@ def _add_files(root):
 
 
 def _remove_files(root):
-    rows = list(csv.reader(open(root / "labels.csv", newline="")))
+    with open(root / "labels.csv", newline="") as f:
+        rows = list(csv.reader(f))
     for r in rows[-2:]:
         (root / "trainval" / r[0]).unlink()
     with open(root / "labels.csv", "w", newline="") as f:
@@ -26,7 +27,8 @@ def _remove_files(root):
 
 
 def _relabel(root):
-    rows = list(csv.reader(open(root / "labels.csv", newline="")))
+    with open(root / "labels.csv", newline="") as f:
+        rows = list(csv.reader(f))
     rows[1][1], rows[2][1] = rows[2][1], rows[1][1]
     if rows[1][1] == rows[2][1]:
         rows[1][1] = str((int(rows[1][1]) + 1) % 4)
@@ -35,7 +37,8 @@ def _relabel(root):
 
 
 def _new_class(root):
-    rows = list(csv.reader(open(root / "labels.csv", newline="")))
+    with open(root / "labels.csv", newline="") as f:
+        rows = list(csv.reader(f))
     for r in rows[1:4]:
         r[1] = "4"
     with open(root / "labels.csv", "w", newline="") as f:

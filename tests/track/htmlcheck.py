@@ -66,7 +66,7 @@ def parse(text: str) -> Structure:
     for tag in ("html", "head", "body", "title"):
         assert s.tags.get(tag) == 1, tag
     assert "script" not in s.tags
-    assert not any(l.startswith(("http:", "https:", "//")) for l in s.links), s.links
+    assert not any(link.startswith(("http:", "https:", "//")) for link in s.links), s.links
     return s
 
 

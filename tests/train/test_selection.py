@@ -8,8 +8,8 @@ from lowres.train.selection import (advance, min_images_for, new_best, pick_epoc
 def rows(accs, losses=None, ema=None):
     losses = losses or [1.0] * len(accs)
     out = []
-    for i, (a, l) in enumerate(zip(accs, losses)):
-        row = {"epoch": i + 1, "val_acc": a, "val_loss": l}
+    for i, (acc, loss) in enumerate(zip(accs, losses)):
+        row = {"epoch": i + 1, "val_acc": acc, "val_loss": loss}
         if ema is not None:
             row["ema_val_acc"], row["ema_val_loss"] = ema[i], 1.0
         out.append(row)

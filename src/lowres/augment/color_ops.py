@@ -3,9 +3,10 @@
 Every function takes float images [B, C, H, W] with values in 0..1 (C = 1 or 3) and
 per-sample parameters as tensors of shape [B]; it returns a new tensor and never modifies
 its input, except where it takes `inplace=True`: then it writes the result into `images`
-(which must be contiguous) and returns it, with the same numbers. The semantics are those of `torchvision.transforms.v2.functional` on *float*
-inputs (the tests compare both image by image); torchvision's uint8 path rounds or floors
-at different places and differs by about one intensity level.
+(which must be contiguous) and returns it, with the same numbers. The semantics are
+those of `torchvision.transforms.v2.functional` on *float* inputs (the tests compare both
+image by image); torchvision's uint8 path rounds or floors at different places and differs
+by about one intensity level.
 """
 from __future__ import annotations
 

@@ -98,7 +98,9 @@ def geometric_matrices(names: tuple[str, ...], op_index: Tensor, magnitude: Tens
     ops (others get the identity): all five are special cases of torchvision's affine, so
     they share one warp."""
     def drew(name: str) -> Tensor:
-        return op_index == names.index(name) if name in names else torch.zeros_like(op_index, dtype=torch.bool)
+        if name not in names:
+            return torch.zeros_like(op_index, dtype=torch.bool)
+        return op_index == names.index(name)
 
     f64 = torch.float64
     zero = torch.zeros_like(magnitude, dtype=f64)

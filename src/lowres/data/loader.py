@@ -85,7 +85,8 @@ def eval_batches(images: np.ndarray, labels: np.ndarray | None, batch_size: int,
                  device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
     """Sequential batches for evaluation and prediction (every image once, in order)."""
     for start in range(0, len(images), batch_size):
-        x = torch.from_numpy(np.array(images[start:start + batch_size])).to(device)  # a copy: the cache is read-only
+        # A copy: the cache is read-only (memory-mapped).
+        x = torch.from_numpy(np.array(images[start:start + batch_size])).to(device)
         y = None
         if labels is not None:
             y = torch.from_numpy(np.asarray(labels[start:start + batch_size], dtype=np.int64)).to(device)

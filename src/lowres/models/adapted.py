@@ -24,10 +24,10 @@ Swin-T (`stem` selects the patch embedding; `k4` and `k3` both mean the low-res 
     to 6x6 with zero tokens, so the last merge is replaced by `ChannelExpansion`
     (LayerNorm + Linear(C, 2C), grid kept): the final token grid is 5x5 with 768 channels.
     Other image sizes follow the rules of `swin_grids` / `swin_window`, falling back on
-    torchvision's zero padding where no window tiles every grid. `imagenet` is torchvision's swin_t (patch 4, window 7; at 40x40 its
-    grids 10-5-3-2 are zero-padded to window multiples). `drop_path` is torchvision's
-    `stochastic_depth_prob` (block i of N gets drop_path * i / (N - 1); its default 0.2 is
-    NOT used).
+    torchvision's zero padding where no window tiles every grid. `imagenet` is torchvision's
+    swin_t (patch 4, window 7; at 40x40 its grids 10-5-3-2 are zero-padded to window
+    multiples). `drop_path` is torchvision's `stochastic_depth_prob` (block i of N gets
+    drop_path * i / (N - 1); its default 0.2 is NOT used).
 """
 from __future__ import annotations
 

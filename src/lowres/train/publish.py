@@ -14,7 +14,7 @@ from lowres.train.selection import warn_small_selection_split
 def publish_epoch(run, progress: EpochProgress, seconds: float,
                   pipeline) -> tuple[dict, str | None]:
     """Evaluate, write the metrics row and events, save best.pt; (the row, stop reason or None)."""
-    cfg, pos, data, engine = run.cfg, run.position, run.data, run.engine
+    cfg, pos, data = run.cfg, run.position, run.data
     stage_i = pos["stage"]
     stage = cfg.stages[stage_i]
     loss_sum, correct, seen = run.dist.all_reduce_sum(

@@ -252,7 +252,8 @@ class Run:
         if self.engine.ema is not None:
             self.engine.ema.load_state_dict(state["ema"] or state["model"])
         self.position = dict(state["position"])
-        stage = self.cfg.stages[self.position["stage"]] if self.position["stage"] < len(self.cfg.stages) else None
+        stages = self.cfg.stages
+        stage = stages[self.position["stage"]] if self.position["stage"] < len(stages) else None
         if state["optimizer"] is not None and stage is not None:
             # A stage that carries its optimizer over has the same kind as the one before
             # (config validation), so the current stage's settings rebuild either one.
