@@ -23,6 +23,12 @@ class DataError(LowresError):
     """The dataset on disk is missing, malformed or inconsistent."""
 
 
+def first_line(exc: BaseException, limit: int = 160) -> str:
+    """'Type: first line of the message' of an exception, for one-line reports."""
+    text = str(exc).splitlines()[0][:limit] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def nearest(name: str, choices: Iterable[str]) -> str | None:
     """The closest valid spelling of `name` among `choices`, or None if nothing is close."""
     found = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)

@@ -12,6 +12,7 @@ from lowres.augment.base import Context, Op, constant
 from lowres.augment.cpu_memory import retain_freed_memory
 from lowres.augment.mix import MixOp, check_num_classes
 from lowres.augment.registry import parse_spec
+from lowres.errors import first_line
 
 
 def to_float(images: Tensor) -> Tensor:
@@ -80,9 +81,8 @@ class Pipeline:
             return self._apply(x, drawn)
         except Exception as exc:  # noqa: BLE001 (eager decides whether it was the compiler)
             result = self.apply_ops(x, drawn)
-            first = str(exc).splitlines()[0][:160] if str(exc) else ""
-            print(f"lowres: compiling the augmentation failed ({type(exc).__name__}: {first}); "
-                  f"continuing without it", file=sys.stderr)
+            print(f"lowres: compiling the augmentation failed ({first_line(exc)}); continuing "
+                  f"without it", file=sys.stderr)
             self._apply = self.apply_ops
             return result
 

@@ -5,6 +5,7 @@ progress refresh or at the end of the epoch, never once per step.
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from contextlib import nullcontext
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 
 from lowres.augment.base import forced_masking
 from lowres.data.loader import EpochLoader, eval_batches
-from lowres.errors import LowresError
+from lowres.errors import LowresError, first_line
 from lowres.progress import bar
 from lowres.train.sync_check import intended_sync
 from lowres.train.device import DevicePolicy
@@ -50,6 +51,13 @@ class EpochProgress:
     seen: int = 0
     seconds: float = 0.0  # training seconds spent in this epoch
     cut: bool = False  # stopped before the end (signal, time limit)
+
+    def summed(self, all_reduce_sum: Callable[[list[float]], list[float]]) -> "EpochProgress":
+        """This progress with its sums over every rank (`Context.all_reduce_sum`): what a
+        checkpoint keeps and an epoch end reports. A collective: every rank calls it."""
+        loss_sum, correct, seen = all_reduce_sum([self.loss_sum, float(self.correct),
+                                                  float(self.seen)])
+        return dataclasses.replace(self, loss_sum=loss_sum, correct=int(correct), seen=int(seen))
 
     def as_dict(self) -> dict:
         return {"step": self.step, "loss_sum": self.loss_sum, "correct": self.correct,
@@ -103,9 +111,8 @@ class Engine:
                 raise
             optimizer.zero_grad(set_to_none=True)
             result = self._step(self.train_model, x, targets, optimizer)
-            first = str(exc).splitlines()[0][:160] if str(exc) else ""
-            print(f"lowres: torch.compile failed ({type(exc).__name__}: {first}); continuing "
-                  f"without it", file=sys.stderr)
+            print(f"lowres: torch.compile failed ({first_line(exc)}); continuing without it",
+                  file=sys.stderr)
             self.forward = self.train_model
             return result
 

@@ -196,10 +196,7 @@ def _train(run: Run, state: dict | None, overrides, time_limit, pause_epochs, pa
                 run.elapsed += time.perf_counter() - t0
                 if progress.cut:
                     # The checkpoint holds the epoch's sums over all ranks (rank 0 resumes them).
-                    progress.loss_sum, correct, seen = dist.all_reduce_sum(
-                        [progress.loss_sum, float(progress.correct), float(progress.seen)])
-                    progress.correct, progress.seen = int(correct), int(seen)
-                    run.partial = progress
+                    run.partial = progress.summed(dist.all_reduce_sum)
                     run.position["step"] = progress.step
                     return _pause(run, flag, out)
                 run.partial = None

@@ -17,8 +17,8 @@ def publish_epoch(run, progress: EpochProgress, seconds: float,
     cfg, pos, data = run.cfg, run.position, run.data
     stage_i = pos["stage"]
     stage = cfg.stages[stage_i]
-    loss_sum, correct, seen = run.dist.all_reduce_sum(
-        [progress.loss_sum, float(progress.correct), float(progress.seen)])
+    epoch_sums = progress.summed(run.dist.all_reduce_sum)
+    loss_sum, correct, seen = epoch_sums.loss_sum, epoch_sums.correct, epoch_sums.seen
     val_loss, val_acc, ema_loss, ema_acc, val, ema_val = _evaluate_on_main(run, pipeline)
     lr = run.schedule.lr_at((pos["stage_epoch"] + 1) * run.loader.steps_per_epoch - 1)
     pos["epoch"] += 1

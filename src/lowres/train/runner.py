@@ -228,11 +228,8 @@ class Run:
     def save_mid_epoch(self, progress: EpochProgress) -> None:
         """A mid-epoch last.pt (train.checkpoint_minutes): resuming from it replays the rest
         of the epoch exactly. Called on every rank at the same step (the sums are summed)."""
-        loss_sum, correct, seen = self.dist.all_reduce_sum(
-            [progress.loss_sum, float(progress.correct), float(progress.seen)])
-        summed = EpochProgress(step=progress.step, loss_sum=loss_sum, correct=int(correct),
-                               seen=int(seen), seconds=progress.seconds)
-        self.save_last(dict(self.position, step=progress.step), summed)
+        self.save_last(dict(self.position, step=progress.step),
+                       progress.summed(self.dist.all_reduce_sum))
 
     def save_best(self, use_ema: bool) -> None:
         if not self.dist.is_main:
