@@ -66,18 +66,18 @@ def test_interrupt_saves_and_prints_the_resume_call(tiny_data, tmp_path, monkeyp
     """The notebook stop button sends SIGINT to the kernel's main thread, as Ctrl-C does."""
     from lowres.train import loop
 
-    publish = loop.publish_epoch
+    end_epoch = loop.end_epoch
 
-    def publish_then_interrupt(*args, **kwargs):
-        out = publish(*args, **kwargs)
+    def end_epoch_then_interrupt(*args, **kwargs):
+        out = end_epoch(*args, **kwargs)
         os.kill(os.getpid(), signal.SIGINT)  # pressed during the first epoch's end
         return out
 
-    monkeypatch.setattr(loop, "publish_epoch", publish_then_interrupt)
+    monkeypatch.setattr(loop, "end_epoch", end_epoch_then_interrupt)
     run = lowres.train(fast_config(tiny_data, epochs=2), run_dir=tmp_path / "run")
     assert run.state.startswith("stopped") and list(run.metrics["epoch"]) == [1]
     assert f'lowres.resume("{tmp_path / "run"}")' in capsys.readouterr().out
-    monkeypatch.setattr(loop, "publish_epoch", publish)
+    monkeypatch.setattr(loop, "end_epoch", end_epoch)
     resumed = lowres.resume(run.dir)
     assert resumed.state == "finished" and list(resumed.metrics["epoch"]) == [1, 2]
 
@@ -90,8 +90,8 @@ def test_api_names_shared_with_subpackages_are_functions_and_subpackages(monkeyp
 
     assert "config" in inspect.signature(lowres.train).parameters  # the function, for notebooks
     assert lowres.train.loop is loop_module and lowres.models.zoo is zoo  # and the package
-    monkeypatch.setattr("lowres.train.runner.StepControl.CONSENSUS_EVERY", 7)  # string paths
-    from lowres.train.runner import StepControl  # still resolve through lowres.train
+    monkeypatch.setattr("lowres.train.step_control.StepControl.CONSENSUS_EVERY", 7)  # string paths
+    from lowres.train.step_control import StepControl  # still resolve through lowres.train
 
     assert StepControl.CONSENSUS_EVERY == 7
 

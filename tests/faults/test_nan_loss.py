@@ -15,7 +15,7 @@ from lowres.train import checkpoint, distributed
 from lowres.train import engine as engine_mod
 from lowres.train.device import resolve
 from lowres.train.loop import train
-from lowres.train.runner import Run
+from lowres.train.run_state import Run
 
 
 def _poison(monkeypatch, bad_calls):

@@ -22,7 +22,7 @@ from lowres.train import distributed
 from lowres.train.device import resolve
 from lowres.train import engine as engine_mod
 from lowres.train.loop import train
-from lowres.train.runner import Run
+from lowres.train.run_state import Run
 from lowres.train.sync_check import SyncDetector, SyncError, intended_sync
 
 ACCELERATOR_POLICY = {"precision": "bf16", "compile": "yes", "augment_masking": "where",

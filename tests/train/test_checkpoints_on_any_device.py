@@ -10,7 +10,7 @@ from lowres.track.runlog import read_events, read_metrics
 from lowres.train import checkpoint, distributed
 from lowres.train.engine import CONTINUE, CUT, SAVE, Engine
 from lowres.train.loop import train
-from lowres.train.runner import StepControl, StopFlag
+from lowres.train.step_control import StepControl, StopFlag
 
 TIMING = {"images_per_s", "seconds", "elapsed"}
 CUDA_STATE = torch.zeros(16, dtype=torch.uint8)  # a CUDA (Philox) generator state: seed + offset

@@ -40,6 +40,14 @@ class Context:
         dist.broadcast(t, src=0)
         return t.tolist()
 
+    def broadcast_object_from_main(self, value):
+        """Rank 0's picklable value (e.g. a dict of epoch metrics) on every rank."""
+        if self.world_size == 1:
+            return value
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
     def broadcast_flag(self, flag: bool) -> bool:
         """True on every rank when any rank says True (a signal seen by one stops all)."""
         if self.world_size == 1:

@@ -1,4 +1,4 @@
-"""The step, the epoch and evaluation. No file I/O here: `train.runner` owns the run.
+"""The step, the epoch and evaluation. No file I/O here: `train.run_state` owns the run.
 
 Metrics accumulate on the device and are read (synchronising with the device) only at a
 progress refresh or at the end of the epoch, never once per step.
@@ -62,6 +62,12 @@ class EpochProgress:
     def as_dict(self) -> dict:
         return {"step": self.step, "loss_sum": self.loss_sum, "correct": self.correct,
                 "seen": self.seen, "seconds": self.seconds}
+
+    def metrics(self) -> dict[str, float]:
+        """The epoch's training metrics, as metrics.csv names them (track/metrics.py)."""
+        seen = max(self.seen, 1)
+        return {"train_loss": self.loss_sum / seen, "train_acc": self.correct / seen,
+                "images_per_s": self.seen / self.seconds if self.seconds > 0 else None}
 
 
 class Engine:
@@ -268,3 +274,9 @@ class Evaluation:
     acc: float
     correct: np.ndarray  # bool [N], in the order of the labels
     losses: np.ndarray  # float32 [N]
+
+    def metrics(self, prefix: str) -> dict[str, float | None]:
+        """The means as metrics.csv columns ("val_loss", "ema_val_acc", ...); None where
+        there was nothing to evaluate (no validation split)."""
+        values = {"loss": self.loss, "acc": self.acc}
+        return {prefix + name: None if value != value else value for name, value in values.items()}

@@ -1,90 +1,37 @@
-"""`lowres train`: set up a run (new or resumed), run its stages, leave it resumable."""
+"""`lowres train`, top to bottom: set up a run (new or resumed), train its stages epoch
+by epoch, and leave it resumable whatever happens.
+
+Reading order: `train` checks the inputs and builds the `Run` (train/run_state.py); `_train`
+is the loop over stages and epochs; `end_epoch` is everything between two epochs
+(evaluate, record, schedule, best.pt, stop rule); `_pause` and `_finish` are the two ways
+out. The `Position` (train/position.py) moves only here.
+"""
 from __future__ import annotations
 
-import datetime as _dt
 import os
 import sys
 import time
 from pathlib import Path
 
-
 from lowres import config as config_mod
-from lowres.config import Config
 from lowres.data.prepare import prepare
+from lowres.disk import DiskFullError
 from lowres.durations import format_duration
-from lowres.disk import DiskFullError, remove_quietly
 from lowres.errors import LowresError
+from lowres.intervals import interval_columns
 from lowres.track import run_lock
-from lowres.track.runlog import read_status
-from lowres.train import checkpoint, distributed
+from lowres.track.outcomes import record_val_outcomes
+from lowres.train import distributed
 from lowres.train.data_fingerprint import check_same_data
 from lowres.train.device import resolve
+from lowres.train.engine import EpochProgress
 from lowres.train.nan_guard import NonFiniteLoss
-from lowres.train.publish import epoch_line, publish_epoch, publish_safely
-from lowres.train.runner import Run, RunResult, StepControl, StopFlag
-
-
-def default_run_dir(cfg: Config, config_path: str | Path | None) -> Path:
-    stem = cfg.name or (Path(config_path).stem if config_path else "run")
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{stem}-{stamp}"
-
-
-def check_new_run_dir(run_dir: Path, lock_is_ours: bool = False) -> None:
-    """Never write a new run over an existing one. A directory that a start killed before
-    config.yaml was written (empty folders, a lock nobody holds) holds no run: reusable."""
-    if run_dir.exists() and not started_nothing(run_dir, lock_is_ours):
-        raise LowresError(f"run directory {run_dir} already exists and is not empty: resume it "
-                          f"with `lowres train --resume {run_dir}` or choose another --run-dir")
-
-
-def started_nothing(run_dir: Path, lock_is_ours: bool = False) -> bool:
-    for entry in run_dir.iterdir():
-        if entry.is_dir() and not any(entry.iterdir()):
-            continue
-        if entry.name.startswith(".") and ".tmp" in entry.name:  # a write a kill cut short
-            continue
-        if entry.name == run_lock.NAME and (lock_is_ours or not run_lock.held_by_other(run_dir)):
-            continue
-        return False
-    return True
-
-
-def remove_torn_writes(run_dir: Path) -> None:
-    """Temp files a killed writer left (ours hold the lock now, so none is being written)."""
-    for folder in (run_dir, run_dir / "checkpoints"):
-        if folder.is_dir():
-            for entry in folder.glob(".*.tmp*"):
-                remove_quietly(entry)
-
-
-def absolute_data_paths(cfg: Config) -> None:
-    """The saved config must rerun and resume from any working directory."""
-    for key in ("root", "val_dir", "cache_dir"):
-        value = getattr(cfg.data, key)
-        if value:
-            setattr(cfg.data, key, str(Path(value).expanduser().resolve()))
-
-
-def load_resume_config(run_dir: Path, overrides: list[str]) -> tuple[Config, dict | None, str | None]:
-    """(config, checkpoint state, note): the state is None when the run was killed before
-    its first checkpoint (it starts over, in place); the note says when last.pt was damaged
-    and the run falls back to the checkpoint before it."""
-    cfg_path = run_dir / "config.yaml"
-    if not run_dir.is_dir():
-        raise LowresError(f"run directory not found: {run_dir}")
-    if not cfg_path.is_file():
-        raise LowresError(f"{run_dir} is not a lowres run directory (no config.yaml); pass the "
-                          f"directory `lowres train` created")
-    state, note = checkpoint.load_for_resume(run_dir)
-    cfg = config_mod.load(cfg_path, overrides)
-    # Past the last stage but not marked finished: killed while finishing; resuming
-    # completes the finish (run_end, status, report) without training.
-    if state is not None and state["position"]["stage"] >= len(cfg.stages) \
-            and read_status(run_dir).get("state") == "finished":
-        raise LowresError(f"{run_dir} has already finished all {len(cfg.stages)} stages: nothing "
-                          f"to resume (start a new run to train further)")
-    return cfg, state, note
+from lowres.train.run_dir import (absolute_data_paths, check_new_run_dir, default_run_dir,
+                                  load_resume_config, remove_torn_writes)
+from lowres.train.run_state import Run, RunResult
+from lowres.train.selection import advance as advance_best
+from lowres.train.selection import warn_small_selection_split
+from lowres.train.step_control import StepControl, StopFlag
 
 
 def train(config_path: str | Path | None, overrides: list[str] = (), run_dir: str | Path | None = None,
@@ -137,126 +84,190 @@ def train(config_path: str | Path | None, overrides: list[str] = (), run_dir: st
             return None
         if resume is not None:
             run.resumed_note = "; ".join(n for n in (note, lock and lock.note()) if n) or None
-        return _train(run, state, overrides, time_limit, pause_after_epochs, pause_after_steps,
-                      out, resumed=resume is not None)
+        flag = StopFlag(time_limit, pause_after_epochs, pause_after_steps)
+        return _train(run, state, list(overrides), flag, out, resumed=resume is not None)
     finally:
         if lock is not None:
             lock.release()
         distributed.shutdown(dist)
 
 
-def _train(run: Run, state: dict | None, overrides, time_limit, pause_epochs, pause_steps, out,
-           resumed: bool = False) -> RunResult:
+def _train(run: Run, state: dict | None, overrides: list[str], flag: StopFlag, out,
+           resumed: bool) -> RunResult:
     cfg, log, dist = run.cfg, run.log, run.dist
-    if resumed and run.resumed_note:
-        log.event("warning", message=run.resumed_note)
-    if resumed and state is None:
-        # Killed before its first checkpoint: nothing to continue, so it starts over in its
-        # own directory (a metrics row of an epoch whose checkpoint never landed goes).
-        log.truncate_metrics(0)
-        log.event("resume", epoch=0, stage=0, step=0, overrides=list(overrides),
-                  world_size=dist.world_size, note="no checkpoint yet: started over")
-        if overrides and dist.is_main:
-            config_mod.save(cfg, log.dir / "config.yaml")
-    elif state is None:
-        if dist.is_main:
-            config_mod.save(cfg, log.dir / "config.yaml")
-        log.write_env(str(run.policy.device))
-        log.event("run_start", device=run.policy.describe(), train_images=len(run.data.train_labels),
-                  val_images=len(run.data.val_labels), classes=run.data.num_classes,
-                  world_size=dist.world_size)
-    else:
-        run.restore(state)
-        log.truncate_metrics(run.position["epoch"])
-        if overrides and dist.is_main:
-            config_mod.save(cfg, log.dir / "config.yaml")
-        log.event("resume", epoch=run.position["epoch"], stage=run.position["stage"],
-                  step=run.position["step"], overrides=list(overrides), world_size=dist.world_size)
+    _start_or_resume(run, state, overrides, resumed)
     log.set_status("running")
     print(f"lowres: training {log.dir} on {run.policy.describe()}", file=out)
-    flag = StopFlag(time_limit, pause_epochs, pause_steps)
     flag.install()
     control = StepControl(flag, cfg.train.checkpoint_minutes, dist)
     session_epochs = 0
     try:
-        while run.position["stage"] < len(cfg.stages):
-            if not run.position["started"]:
+        while not run.finished:
+            if not run.position.started:
                 run.start_stage()
-            stage_i = run.position["stage"]
-            stage = cfg.stages[stage_i]
             pipeline = run.pipeline()
-            while True:
+            stage_ended = False
+            while not stage_ended:
                 t0 = time.perf_counter()
-                progress = run.engine.train_epoch(
-                    run.loader, run.position["epoch"], pipeline, run.optimizer, run.schedule,
-                    step_offset=run.position["stage_epoch"] * run.loader.steps_per_epoch,
-                    aug_generator=run.aug_gen, resume=run.partial, control=control,
-                    save=run.save_mid_epoch,
-                    desc=f"{stage.name or f'stage{stage_i + 1}'} ep {run.position['stage_epoch'] + 1}")
+                progress = run.train_epoch(pipeline, control)
                 run.elapsed += time.perf_counter() - t0
                 if progress.cut:
                     # The checkpoint holds the epoch's sums over all ranks (rank 0 resumes them).
                     run.partial = progress.summed(dist.all_reduce_sum)
-                    run.position["step"] = progress.step
+                    run.position.cut_at(progress.step)
                     return _pause(run, flag, out)
                 run.partial = None
-                run.position["step"] = 0
-                row, reason = publish_epoch(run, progress, time.perf_counter() - t0, pipeline)
-                print(epoch_line(row, stage.epochs), file=out, flush=True)
-                if reason is not None:
-                    print(f"  {row['stage_name']} ends: {reason}", file=out, flush=True)
+                stage_ended = end_epoch(run, progress, time.perf_counter() - t0, pipeline, out)
                 session_epochs += 1
-                if reason is not None:
-                    log.event("stop", epoch=run.position["epoch"], stage=stage_i, reason=reason)
-                    log.event("stage_end", epoch=run.position["epoch"], stage=stage_i)
-                    run.position.update(stage=stage_i + 1, stage_epoch=0, started=False)
                 run.save_last()
                 control.saved()
-                publish_safely(run)
-                if dist.broadcast_flag(flag.epoch_done(session_epochs)) and \
-                        run.position["stage"] < len(cfg.stages):
+                run.refresh_reports()
+                if dist.broadcast_flag(flag.epoch_done(session_epochs)) and not run.finished:
                     flag.reason = flag.reason or "stopped by another rank"
                     return _pause(run, flag, out)
-                if reason is not None:
-                    break
-        run.writer.wait_checkpoints()  # "finished" only once last.pt is on disk
-        log.event("run_end", epoch=run.position["epoch"], best_val_acc=run.best["val_acc"],
-                  elapsed=run.elapsed)
-        log.set_status("finished", epochs=run.position["epoch"], best_val_acc=run.best["val_acc"])
-        publish_safely(run, final=True)
-        best = run.best["val_acc"]
-        print(f"lowres: finished {run.position['epoch']} epochs in {format_duration(run.elapsed)}"
-              + (f", best val acc {best:.4f} (epoch {run.best['epoch']})" if best is not None else "")
-              + f"\n  run directory: {log.dir}\n  report: {log.dir / 'report.html'}", file=out)
-        return RunResult(log.dir, "finished", run.position["epoch"], best)
+        return _finish(run, out)
     except BaseException as exc:
-        try:
-            run.writer.close()  # what was submitted still lands; its own errors come second
-        except Exception:  # noqa: BLE001
-            pass
-        if dist.is_main and log.dir.exists():
-            try:  # on a full disk this write fails too: the first error is the one to see
-                if isinstance(exc, (KeyboardInterrupt, DiskFullError, NonFiniteLoss)):
-                    log.set_status("stopped", reason=str(exc),
-                                   resume=f"lowres train --resume {log.dir}")
-                else:
-                    log.set_status("failed")
-            except (OSError, LowresError):
-                pass
+        _record_failure(run, exc)
         raise
     finally:
         flag.restore()
         run.writer.close()
 
 
+def _start_or_resume(run: Run, state: dict | None, overrides: list[str], resumed: bool) -> None:
+    cfg, log, dist = run.cfg, run.log, run.dist
+
+    def save_config() -> None:  # a resume's overrides become the run's config
+        if dist.is_main:
+            config_mod.save(cfg, log.dir / "config.yaml")
+
+    if resumed and run.resumed_note:
+        log.event("warning", message=run.resumed_note)
+    if resumed and state is None:
+        # Killed before its first checkpoint: nothing to continue, so it starts over in its
+        # own directory (a metrics row of an epoch whose checkpoint never landed goes).
+        log.truncate_metrics(0)
+        log.event("resume", epoch=0, stage=0, step=0, overrides=overrides,
+                  world_size=dist.world_size, note="no checkpoint yet: started over")
+        if overrides:
+            save_config()
+    elif state is None:
+        save_config()  # first: until config.yaml lands, the directory holds no run
+        log.write_env(str(run.policy.device))
+        log.event("run_start", device=run.policy.describe(), train_images=len(run.data.train_labels),
+                  val_images=len(run.data.val_labels), classes=run.data.num_classes,
+                  world_size=dist.world_size)
+    else:
+        run.restore(state)
+        log.truncate_metrics(run.position.epoch)
+        if overrides:
+            save_config()
+        log.event("resume", epoch=run.position.epoch, stage=run.position.stage,
+                  step=run.position.step, overrides=overrides, world_size=dist.world_size)
+
+
+def end_epoch(run: Run, progress: EpochProgress, seconds: float, pipeline, out) -> bool:
+    """Everything between two epochs, in order: sum the epoch over the ranks, evaluate,
+    write the metrics row, step the schedule, choose best.pt, apply the stop rule. True when
+    the stage ends here."""
+    cfg, pos, data, log = run.cfg, run.position, run.data, run.log
+    sums = progress.summed(run.dist.all_reduce_sum)
+    val_metrics, val, ema_val = run.evaluate(pipeline)
+    last_lr = run.schedule.lr_at((pos.stage_epoch + 1) * run.loader.steps_per_epoch - 1)
+    pos.finish_epoch()
+    # The metrics.csv row: every name is a column of track/metrics.py.
+    row = {"epoch": pos.epoch, "stage": pos.stage, "stage_name": run.stage_name,
+           "stage_epoch": pos.stage_epoch, "lr": last_lr, **sums.metrics(), **val_metrics,
+           "seconds": seconds, "elapsed": run.elapsed,
+           **interval_columns(val_metrics.get("val_acc"), len(data.val_labels))}
+    log.append_metrics(row)
+    run.tensorboard.log_epoch(row)
+
+    dropped = run.schedule.epoch_end(row)
+    if dropped:
+        log.event("lr_drop", epoch=pos.epoch, stage=pos.stage,
+                  lr=run.schedule.lr_at(pos.stage_epoch * run.loader.steps_per_epoch))
+    # best.pt: the raw and EMA weights compete under the config's rule (train/selection.py).
+    rule, window = cfg.train.checkpoint_rule, cfg.train.checkpoint_window
+    run.best, choice = advance_best(run.best, row, rule, window)
+    if choice is not None:
+        run.save_best(choice.weights == "ema")
+        log.event("best", epoch=pos.epoch, val_acc=choice.val_acc, weights=choice.weights,
+                  rule=rule, score=choice.score)
+    elif row.get("val_acc") is None and row.get("ema_val_acc") is None:
+        run.save_best(False)  # no validation split: best.pt is the latest weights
+    if log.enabled and val is not None and len(val.correct):
+        chosen = (ema_val if choice.weights == "ema" else val) if choice is not None else None
+        record_val_outcomes(log.dir, data.val_images, data.val_labels, pos.epoch,
+                            val.correct, chosen.correct if chosen is not None else None)
+    if pos.epoch == 1 and log.enabled:
+        warn_small_selection_split(log, len(data.val_labels), rule)
+
+    reason = run.stop.update(pos.stage_epoch, dropped, row.get("val_acc"))
+    print(epoch_line(row, run.stage.epochs), file=out, flush=True)
+    if reason is None:
+        return False
+    print(f"  {run.stage_name} ends: {reason}", file=out, flush=True)
+    log.event("stop", epoch=pos.epoch, stage=pos.stage, reason=reason)
+    log.event("stage_end", epoch=pos.epoch, stage=pos.stage)
+    pos.finish_stage()
+    return True
+
+
+def epoch_line(row: dict, stage_epochs: int) -> str:
+    """One line per epoch for the terminal and logs."""
+    def num(key, fmt):
+        return "-" if row.get(key) is None else format(row[key], fmt)
+    line = (f"epoch {row['epoch']:>3} {row['stage_name']} {row['stage_epoch']}/{stage_epochs}  "
+            f"train loss {num('train_loss', '.4f')} acc {num('train_acc', '.4f')}  "
+            f"val loss {num('val_loss', '.4f')} acc {num('val_acc', '.4f')}")
+    if row.get("val_acc_low") is not None:  # Wilson 95% for the split's size
+        line += f" [{row['val_acc_low']:.3f}-{row['val_acc_high']:.3f}]"
+    if row.get("ema_val_acc") is not None:
+        line += f" (ema {row['ema_val_acc']:.4f})"
+    line += f"  lr {row['lr']:.3g}  {num('images_per_s', '.0f')} img/s  {row['seconds']:.1f}s"
+    return line
+
+
+def _finish(run: Run, out) -> RunResult:
+    log, pos, best = run.log, run.position, run.best["val_acc"]
+    run.writer.wait_checkpoints()  # "finished" only once last.pt is on disk
+    log.event("run_end", epoch=pos.epoch, best_val_acc=best, elapsed=run.elapsed)
+    log.set_status("finished", epochs=pos.epoch, best_val_acc=best)
+    run.refresh_reports(final=True)
+    print(f"lowres: finished {pos.epoch} epochs in {format_duration(run.elapsed)}"
+          + (f", best val acc {best:.4f} (epoch {run.best['epoch']})" if best is not None else "")
+          + f"\n  run directory: {log.dir}\n  report: {log.dir / 'report.html'}", file=out)
+    return RunResult(log.dir, "finished", pos.epoch, best)
+
+
 def _pause(run: Run, flag: StopFlag, out) -> RunResult:
+    log, pos = run.log, run.position
     run.save_last()
     run.writer.wait_checkpoints()  # the resume command below must find last.pt
-    run.log.event("interrupted", epoch=run.position["epoch"], stage=run.position["stage"],
-                  step=run.position["step"], reason=flag.reason)
-    run.log.set_status("stopped", reason=flag.reason, resume=f"lowres train --resume {run.log.dir}")
-    publish_safely(run, final=True)
-    print(f"lowres: {flag.reason}; saved {run.log.checkpoint_dir / 'last.pt'} "
-          f"(epoch {run.position['epoch']}, step {run.position['step']}).\n"
-          f"  resume with: lowres train --resume {run.log.dir}", file=out)
-    return RunResult(run.log.dir, "stopped", run.position["epoch"], run.best["val_acc"])
+    log.event("interrupted", epoch=pos.epoch, stage=pos.stage, step=pos.step, reason=flag.reason)
+    log.set_status("stopped", reason=flag.reason, resume=f"lowres train --resume {log.dir}")
+    run.refresh_reports(final=True)
+    print(f"lowres: {flag.reason}; saved {log.checkpoint_dir / 'last.pt'} "
+          f"(epoch {pos.epoch}, step {pos.step}).\n"
+          f"  resume with: lowres train --resume {log.dir}", file=out)
+    return RunResult(log.dir, "stopped", pos.epoch, run.best["val_acc"])
+
+
+def _record_failure(run: Run, exc: BaseException) -> None:
+    """status.json says how the run ended: stopped (resumable: a second Ctrl-C, a full
+    disk, a NaN) or failed."""
+    try:
+        run.writer.close()  # what was submitted still lands; its own errors come second
+    except Exception:  # noqa: BLE001 (the first error is the one to report)
+        pass
+    if not (run.dist.is_main and run.log.dir.exists()):
+        return
+    try:  # on a full disk this write fails too: the first error is the one to see
+        if isinstance(exc, (KeyboardInterrupt, DiskFullError, NonFiniteLoss)):
+            run.log.set_status("stopped", reason=str(exc),
+                               resume=f"lowres train --resume {run.log.dir}")
+        else:
+            run.log.set_status("failed")
+    except (OSError, LowresError):
+        pass

@@ -1,15 +1,15 @@
-"""One training run from a resolved config: stages, epochs, checkpoints, the run directory.
+"""What a training run holds between epochs, and how it becomes a checkpoint and back.
 
-The loop is a small state machine over a `position` (stage, epoch within the stage, step
-within the epoch). Every checkpoint stores the position where training continues, so a run
-resumed from any checkpoint (epoch end or a cut in the middle of an epoch) replays exactly
-what an uninterrupted run does; on the CPU the weights and metrics.csv come out identical.
+`Run` owns the model (through the engine), the loader, the augmentation generator, the
+current stage's optimizer, schedule and stop rule, the `Position`, and the run
+directory's writers. train/loop.py drives it; nothing here decides when things happen.
+Every checkpoint stores the position where training continues, so a run resumed from any
+checkpoint (epoch end or a cut in the middle of an epoch) replays exactly what an
+uninterrupted run does; on the CPU the weights and metrics.csv come out identical.
 """
 from __future__ import annotations
 
-import signal
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,10 +27,11 @@ from lowres.train import checkpoint, distributed, rng
 from lowres.train.background import BackgroundWriter, snapshot
 from lowres.train.data_fingerprint import fingerprint
 from lowres.train.device import DevicePolicy
-from lowres.train.engine import CONTINUE, CUT, SAVE, Engine, EpochProgress
+from lowres.train.engine import Engine, EpochProgress, Evaluation
 from lowres.train.nan_guard import NanGuard, require_finite
 from lowres.train.optim import Schedule, build_optimizer
 from lowres.train.plan import StopRule
+from lowres.train.position import Position
 
 
 @dataclass
@@ -39,87 +40,6 @@ class RunResult:
     state: str  # finished | stopped
     epochs: int
     best_val_acc: float | None
-
-
-class StopFlag:
-    """Set by SIGTERM/SIGINT, a time limit or a pause request; checked after every step."""
-
-    def __init__(self, time_limit: float | None, pause_after_epochs: int | None,
-                 pause_after_steps: int | None):
-        self.reason: str | None = None
-        self.deadline = time.monotonic() + time_limit if time_limit else None
-        self.pause_after_epochs = pause_after_epochs
-        self.pause_after_steps = pause_after_steps
-        self.steps = 0
-        self._old: dict = {}
-
-    def __call__(self) -> bool:
-        self.steps += 1
-        if self.reason is None and self.deadline is not None and time.monotonic() >= self.deadline:
-            self.reason = "time limit reached"
-        if self.reason is None and self.pause_after_steps and self.steps >= self.pause_after_steps:
-            self.reason = f"paused after {self.steps} steps"
-        return self.reason is not None
-
-    def epoch_done(self, epochs_this_session: int) -> bool:
-        if self.reason is None and self.pause_after_epochs and \
-                epochs_this_session >= self.pause_after_epochs:
-            self.reason = f"paused after {epochs_this_session} epoch(s)"
-        if self.reason is None and self.deadline is not None and time.monotonic() >= self.deadline:
-            self.reason = "time limit reached"
-        return self.reason is not None
-
-    def _handle(self, signum, frame) -> None:
-        if self.reason is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C stops at once
-        self.reason = signal.Signals(signum).name
-        print(f"\nlowres: {self.reason} received: saving a checkpoint after this step "
-              f"(Ctrl-C again to abort)", file=sys.stderr)
-
-    def install(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread (library use): no signal handling
-                pass
-
-    def restore(self) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-
-class StepControl:
-    """What the epoch does after each step: CUT when the StopFlag is up, SAVE a mid-epoch
-    checkpoint when `checkpoint_minutes` have passed since the last one, else CONTINUE.
-    Under DDP every rank must take the same action at the same step: the ranks agree every
-    CONSENSUS_EVERY steps (rank 0's clock decides a SAVE, any rank's flag a CUT)."""
-
-    CONSENSUS_EVERY = 20
-
-    def __init__(self, flag: StopFlag, checkpoint_minutes: float, dist: distributed.Context,
-                 clock=time.monotonic):
-        self.flag, self.dist, self.clock = flag, dist, clock
-        self.period = checkpoint_minutes * 60.0
-        self.last_save = clock()
-
-    def saved(self) -> None:
-        """A checkpoint was just written (mid-epoch or at an epoch end): restart the clock."""
-        self.last_save = self.clock()
-
-    def __call__(self) -> str:
-        cut = self.flag()
-        save = self.period > 0 and self.clock() - self.last_save >= self.period
-        if self.dist.world_size > 1:
-            if self.flag.steps % self.CONSENSUS_EVERY:
-                return CONTINUE
-            cut = self.dist.broadcast_flag(cut)
-            save = self.dist.broadcast_from_main([1.0 if save else 0.0])[0] > 0
-        if cut:
-            return CUT
-        if save:
-            self.saved()
-            return SAVE
-        return CONTINUE
 
 
 class Run:
@@ -149,7 +69,7 @@ class Run:
                                   dist.world_size)
         self.aug_gen = torch.Generator(device=policy.device)
         self.aug_gen.manual_seed(cfg.seed * 1_000_003 + dist.rank)
-        self.position = {"stage": 0, "stage_epoch": 0, "step": 0, "epoch": 0, "started": False}
+        self.position = Position()
         self.partial: EpochProgress | None = None
         self.optimizer: torch.optim.Optimizer | None = None
         self.schedule: Schedule | None = None
@@ -161,7 +81,7 @@ class Run:
     # ------------------------------------------------------------------ stages
     def start_stage(self) -> None:
         """Build (or carry over) the optimizer, schedule and stop rule of the current stage."""
-        stage = self.cfg.stages[self.position["stage"]]
+        stage = self.stage
         fresh = stage.reset_optimizer or self.optimizer is None
         if fresh:
             self.optimizer = build_optimizer(self.engine.module, stage.optimizer)
@@ -171,17 +91,75 @@ class Run:
             new_schedule.load_state_dict(self.schedule.state_dict())  # continues, e.g. plateau LR
         self.schedule = new_schedule
         self.stop = StopRule(stage)
-        self.position["started"] = True
-        self.log.event("stage_start", epoch=self.position["epoch"], stage=self.position["stage"],
-                       name=stage.name or f"stage{self.position['stage'] + 1}",
-                       reset_optimizer=fresh)
+        self.position.start_stage()
+        self.log.event("stage_start", epoch=self.position.epoch, stage=self.position.stage,
+                       name=self.stage_name, reset_optimizer=fresh)
+
+    @property
+    def stage(self):
+        return self.cfg.stages[self.position.stage]
+
+    @property
+    def stage_name(self) -> str:
+        return self.stage.name or f"stage{self.position.stage + 1}"
+
+    @property
+    def finished(self) -> bool:
+        return self.position.stage >= len(self.cfg.stages)
 
     def pipeline(self):
-        stage = self.cfg.stages[self.position["stage"]]
-        pipeline = build_pipeline(stage.augment, self.data.mean, self.data.std, self.data.num_classes)
+        pipeline = build_pipeline(self.stage.augment, self.data.mean, self.data.std, self.data.num_classes)
         if self.policy.compile_augment:
             pipeline.compile_ops()
         return pipeline
+
+    def train_epoch(self, pipeline, control) -> EpochProgress:
+        """One epoch of the current stage (or its rest, after a mid-epoch resume)."""
+        pos = self.position
+        return self.engine.train_epoch(
+            self.loader, pos.epoch, pipeline, self.optimizer, self.schedule,
+            step_offset=pos.stage_epoch * self.loader.steps_per_epoch, aug_generator=self.aug_gen,
+            resume=self.partial, control=control, save=self.save_mid_epoch,
+            desc=f"{self.stage_name} ep {pos.stage_epoch + 1}")
+
+    def evaluate(self, pipeline) -> tuple[dict, Evaluation | None, Evaluation | None]:
+        """(metrics, val, ema_val): rank 0 evaluates the raw (and EMA) weights and every
+        rank takes its metrics ("val_*", "ema_val_*"), so the plateau, stop and best
+        decisions are the same on all ranks by construction (bf16 or cuDNN autotuning could
+        otherwise make two ranks see different accuracies and part ways). The per-image
+        results (what val_outcomes.json keeps) exist on rank 0 only."""
+        engine, data, batch = self.engine, self.data, self.cfg.train.eval_batch_size
+        metrics, val, ema_val = {}, None, None
+        if self.dist.is_main:
+            val = engine.evaluate_per_image(engine.module, data.val_images, data.val_labels,
+                                            pipeline, batch)
+            metrics.update(val.metrics("val_"))
+            if engine.ema is not None:
+                ema_val = engine.evaluate_per_image(engine.ema.module, data.val_images,
+                                                    data.val_labels, pipeline, batch)
+                metrics.update(ema_val.metrics("ema_val_"))
+        return self.dist.broadcast_object_from_main(metrics), val, ema_val
+
+    def refresh_reports(self, final: bool = False) -> None:
+        """Plots and report.html, in the background (a refresh still running is not queued
+        twice); `final` waits for it. A failure here never stops training."""
+        if self.dist.is_main and (self.cfg.track.plots or self.cfg.track.report):
+            self.writer.report(self._write_reports)
+            if final:
+                self.writer.wait()
+
+    def _write_reports(self) -> None:
+        try:
+            from lowres.track.plots import write_run_plots  # noqa: PLC0415 (matplotlib: lazily)
+            from lowres.track.report import write_run_report  # noqa: PLC0415
+
+            if self.cfg.track.plots:
+                write_run_plots(self.log.dir)
+            if self.cfg.track.report:
+                write_run_report(self.log.dir)
+        except Exception as exc:  # noqa: BLE001 (a report bug must not end a training run)
+            self.log.event("warning", message=f"report/plots failed: {type(exc).__name__}: {exc}")
+            print(f"lowres: warning: could not write plots/report ({exc})", file=sys.stderr)
 
     # ------------------------------------------------------------------ checkpoints
     def data_meta(self) -> dict:
@@ -190,7 +168,7 @@ class Run:
                 "image_shape": list(self.data.image_shape), "layout": index.layout,
                 "root": str(index.root), "fingerprint": self._fingerprint}
 
-    def state(self, kind: str, position: dict | None = None,
+    def state(self, kind: str, position: Position | None = None,
               partial: EpochProgress | None = None) -> dict:
         """The checkpoint contents (train/checkpoint.py lists every key); live tensors."""
         partial = partial if partial is not None else self.partial
@@ -204,7 +182,7 @@ class Run:
             "schedule": self.schedule.state_dict() if self.schedule else None,
             "stop": self.stop.state_dict() if self.stop else None,
             "scaler": self.engine.scaler.state_dict() if self.engine.scaler else None,
-            "position": dict(position or self.position),
+            "position": (position or self.position).as_dict(),
             "partial": partial.as_dict() if partial else None,
             "rng": rng.capture(self.aug_gen, self.policy.device),
             "elapsed": self.elapsed,
@@ -212,7 +190,7 @@ class Run:
             "nan_skips": self.engine.nan_guard.skipped(),
         }
 
-    def save_last(self, position: dict | None = None, partial: EpochProgress | None = None) -> None:
+    def save_last(self, position: Position | None = None, partial: EpochProgress | None = None) -> None:
         """last.pt: a snapshot now, written by the background writer."""
         if self.dist.is_main:
             state = snapshot(self.state("last", position, partial))
@@ -228,7 +206,7 @@ class Run:
     def save_mid_epoch(self, progress: EpochProgress) -> None:
         """A mid-epoch last.pt (train.checkpoint_minutes): resuming from it replays the rest
         of the epoch exactly. Called on every rank at the same step (the sums are summed)."""
-        self.save_last(dict(self.position, step=progress.step),
+        self.save_last(self.position.at_step(progress.step),
                        progress.summed(self.dist.all_reduce_sum))
 
     def save_best(self, use_ema: bool) -> None:
@@ -237,7 +215,7 @@ class Run:
         weights = self.engine.ema.state_dict() if use_ema else self.engine.module.state_dict()
         state = snapshot({"kind": "best", "config": config_mod.to_dict(self.cfg),
                           "data": self.data_meta(), "model": weights, "ema": None,
-                          "position": dict(self.position), "best": dict(self.best),
+                          "position": self.position.as_dict(), "best": dict(self.best),
                           "weights": "ema" if use_ema else "raw"})
         require_finite(state["model"], "best.pt")  # a broken best.pt never replaces a good one
         path = self.log.checkpoint_dir / "best.pt"
@@ -248,15 +226,14 @@ class Run:
         self.engine.module.load_state_dict(state["model"])
         if self.engine.ema is not None:
             self.engine.ema.load_state_dict(state["ema"] or state["model"])
-        self.position = dict(state["position"])
-        stages = self.cfg.stages
-        stage = stages[self.position["stage"]] if self.position["stage"] < len(stages) else None
+        self.position = Position.from_dict(state["position"])
+        stage = None if self.finished else self.stage
         if state["optimizer"] is not None and stage is not None:
             # A stage that carries its optimizer over has the same kind as the one before
             # (config validation), so the current stage's settings rebuild either one.
             self.optimizer = build_optimizer(self.engine.module, stage.optimizer)
             self.optimizer.load_state_dict(state["optimizer"])
-        if stage is not None and self.position["started"]:
+        if stage is not None and self.position.started:
             self.schedule = Schedule(stage.scheduler, stage.optimizer.lr,
                                      self.loader.steps_per_epoch, stage.epochs)
             self.schedule.load_state_dict(state["schedule"])
@@ -270,7 +247,7 @@ class Run:
                 self.partial = EpochProgress(step=self.partial.step)
         # Streams that cannot continue (other ranks, another device type) are reseeded
         # from where the run stands (exact resume is promised for one process, one device).
-        offset = (self.position["epoch"] * 100_003 + self.position["step"]) * 7919 + self.dist.rank
+        offset = (self.position.epoch * 100_003 + self.position.step) * 7919 + self.dist.rank
         note = rng.restore(state["rng"], self.aug_gen, self.policy.device,
                            reseed=self.cfg.seed * 1_000_003 + offset)
         if note and self.dist.is_main:
