@@ -95,7 +95,10 @@ def _cmd_models(args) -> int:
 
 
 def _list_timm_models(args) -> int:
+    from lowres.checks import one_of  # noqa: PLC0415
     from lowres.models.zoo import describe_timm  # noqa: PLC0415
+
+    one_of("lowres.models.resnets:STEMS")("model.stem", args.stem)  # --stem: model.stem's names
 
     if args.data:  # the dataset's own image size (decoded once into the cache, as for training)
         from lowres.stats import dataset_stats  # noqa: PLC0415
@@ -250,8 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
             "feature-map size after the stem.")
     p.add_argument("--timm", nargs="?", const="*", metavar="PATTERN",
                    help="list timm models matching PATTERN (e.g. 'resnet*', 'convnext_*')")
-    p.add_argument("--stem", default="k4", choices=["k4", "k3", "imagenet"],
-                   help="stem the timm models are adapted with (default k4, as model.stem)")
+    p.add_argument("--stem", default="k4", help="stem the timm models are adapted with "
+                                                "(default k4; the names of model.stem)")
     p.add_argument("--data", help="with --timm: take the input size from this dataset")
     p.add_argument("--size", type=int, default=40, help="input size (default 40)")
     p.add_argument("--classes", type=int, default=200, help="number of classes (default 200)")
