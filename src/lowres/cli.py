@@ -98,7 +98,7 @@ def _list_timm_models(args) -> int:
     from lowres.checks import one_of  # noqa: PLC0415
     from lowres.models.zoo import describe_timm  # noqa: PLC0415
 
-    one_of("lowres.models.resnets:STEMS")("model.stem", args.stem)  # --stem: model.stem's names
+    one_of("lowres.models.stems:STEMS")("model.stem", args.stem)  # --stem: model.stem's names
 
     if args.data:  # the dataset's own image size (decoded once into the cache, as for training)
         from lowres.stats import dataset_stats  # noqa: PLC0415

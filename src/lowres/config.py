@@ -54,7 +54,7 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     name: Annotated[str, "a model of `lowres models`, or timm:<name>; checked by the zoo"] = "resnet50"
-    stem: Annotated[str, one_of("lowres.models.resnets:STEMS"),
+    stem: Annotated[str, one_of("lowres.models.stems:STEMS"),
                     "k4: Conv 4x4/1 no pad, no max-pool (seed final); k3: 3x3 pad 1; imagenet"] = "k4"
     dropout: Annotated[float, number(0.0, 0.99), "before the classifier"] = 0.8
     head: Annotated[str, one_of("lowres.models.heads:HEADS"),

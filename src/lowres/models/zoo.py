@@ -21,7 +21,7 @@ honoured under a documented reinterpretation, or refused with a ConfigError:
 
 To add a model: write its builder in a family module and register it in `_REGISTRY`;
 nothing in the config changes (the zoo checks model.name against this registry). The
-stem, head and init names are the family modules' own tables (resnets.STEMS,
+stem, head and init names are the family modules' own tables (stems.STEMS,
 heads.HEADS, init.INITS), which the config schema reads; `build_model` puts a
 ModelConfig built in code through the same schema checks.
 """
