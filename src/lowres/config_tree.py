@@ -38,11 +38,10 @@ def _type_name(tp: Any) -> str:
     if origin in (Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
     if origin is list:
-        return "a list"
-    if origin is dict:
-        return "a mapping"
-    if _is_dataclass_type(tp):
-        return "a mapping"
+        args = typing.get_args(tp)
+        return f"list of {_type_name(args[0])}" if args else "list"
+    if origin is dict or tp is dict or _is_dataclass_type(tp):
+        return "mapping"
     return getattr(tp, "__name__", str(tp))
 
 
