@@ -18,6 +18,7 @@ EPILOG = """examples:
   lowres train configs/seed/final.yaml data.root=DATA --dry-run
   lowres train configs/seed/final.yaml data.root=DATA stages.0.epochs=3 --time-limit 11h30m
   lowres train --resume runs/final-20261129-120000
+  lowres options stages.N.scheduler             every scheduler key, its default and choices
   lowres predict runs/a runs/b --data DATA --tta flip --out submission.csv
   lowres compare runs/a runs/b --out comparison/
   lowres export runs/a --format onnx            uint8 images in, probabilities out
@@ -94,7 +95,10 @@ def _cmd_models(args) -> int:
 
 
 def _list_timm_models(args) -> int:
+    from lowres.checks import one_of  # noqa: PLC0415
     from lowres.models.zoo import describe_timm  # noqa: PLC0415
+
+    one_of("lowres.models.stems:STEMS")("model.stem", args.stem)  # --stem: model.stem's names
 
     if args.data:  # the dataset's own image size (decoded once into the cache, as for training)
         from lowres.stats import dataset_stats  # noqa: PLC0415
@@ -151,6 +155,13 @@ def _cmd_sweep(args) -> int:
     return 0
 
 
+def _cmd_options(args) -> int:
+    from lowres.config_options import option_lines  # noqa: PLC0415
+
+    print("\n".join(option_lines(args.section)))
+    return 0
+
+
 def _cmd_augment_preview(args) -> int:
     from lowres.augment_preview import augment_preview  # noqa: PLC0415
 
@@ -188,8 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("train", _cmd_train, "train a model from a config (or resume a run)",
             "Train from CONFIG.yaml with dotted key=value overrides (list items by index: "
-            "stages.0.epochs=3). Ctrl-C, SIGTERM or --time-limit save a checkpoint and print "
-            "the resume command.")
+            "stages.0.epochs=3; every key: lowres options). Ctrl-C, SIGTERM or --time-limit "
+            "save a checkpoint and print the resume command.")
     p.add_argument("config", nargs="?", help="YAML config (only data.root is required)")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="config overrides, e.g. train.batch_size=128 model.name=resnet18")
@@ -242,11 +253,17 @@ def build_parser() -> argparse.ArgumentParser:
             "feature-map size after the stem.")
     p.add_argument("--timm", nargs="?", const="*", metavar="PATTERN",
                    help="list timm models matching PATTERN (e.g. 'resnet*', 'convnext_*')")
-    p.add_argument("--stem", default="k4", choices=["k4", "k3", "imagenet"],
-                   help="stem the timm models are adapted with (default k4, as model.stem)")
+    p.add_argument("--stem", default="k4", help="stem the timm models are adapted with "
+                                                "(default k4; the names of model.stem)")
     p.add_argument("--data", help="with --timm: take the input size from this dataset")
     p.add_argument("--size", type=int, default=40, help="input size (default 40)")
     p.add_argument("--classes", type=int, default=200, help="number of classes (default 200)")
+
+    p = add("options", _cmd_options, "every config key: default, choices or range, meaning",
+            "Every config key with its default, its choices or range and a one-line "
+            "description, from the config schema. SECTION narrows the list: model, train, "
+            "stages.N.scheduler, ...")
+    p.add_argument("section", nargs="?", help="a section or key, e.g. model or stages.0.optimizer")
 
     p = add("runs", _cmd_runs, "a table of runs: status, best/last val accuracy, time")
     p.add_argument("dir", nargs="?", default="runs", help="directory to search (default: runs/)")

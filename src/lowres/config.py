@@ -1,148 +1,178 @@
 """The config: a tree of typed dataclasses, YAML in, dotted `key=value` overrides.
 
-Everything has a default (the seed's final recipe) except `data.root`. Unknown keys and
-wrong types are `ConfigError`s that name the key and the nearest valid one. The resolved
-config is written into the run directory and is enough to rerun the run.
+Everything has a default (the seed's final recipe) except `data.root`. Each key's
+annotation carries its type, choices or range and a one-line description, enforced by the
+generic converter in config_tree.py and listed by `lowres options`. Names that an
+implementation module owns (schedulers, optimizers, stems, heads, inits, checkpoint rules)
+are `one_of("module:TABLE")`, read from that table when a config is checked: the table is
+the only list, and importing the config stays free of torch. Rules that span several keys
+are in `validate` below. Unknown keys and wrong types are `ConfigError`s that name the key
+and the nearest valid one. The resolved config is written into the run directory and is
+enough to rerun the run.
 """
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Literal
 
 import yaml
 
-from lowres.config_checks import OPTIMIZERS, SCHEDULERS, validate  # noqa: F401 (re-exported)
+from lowres.checks import integer, number, one_of
 from lowres.config_tree import (  # noqa: F401 (re-exported: the config API lives here)
-    apply_override, from_dict, merge, parse_override, to_dict, unshare)
+    apply_override, checked, from_dict, merge, parse_override, to_dict, unshare)
 from lowres.errors import ConfigError
+
+# YAML 1.1 reads yes/no as booleans; the converter turns them back into these names.
+YesNoAuto = Literal["auto", "yes", "no"]
+YesNo = Literal["yes", "no"]
+Positive = integer(1)
 
 # --------------------------------------------------------------------------- schema
 
 
 @dataclass
 class DataConfig:
-    root: str = ""  # dataset directory (competition layout or class folders); required
-    val_fraction: float = 0.01  # stratified, seeded hold-out of the labelled images
-    val_dir: str | None = None  # a labelled folder to validate on instead of a split
-    classes: int | None = None  # keep only the first K classes (quick experiments)
-    per_class: int | None = None  # keep at most N images per class
-    cache_dir: str | None = None  # where decoded uint8 arrays live; default ~/.cache/lowres
-    resident: str = "auto"  # keep the uint8 dataset on the device: auto | yes | no
-    size: int | None = None  # resize (shorter side) + centre-crop every image to size x size
-    #                          when caching, for folders of mixed-size photos; None: never resize
-    image_column: str | None = None  # tables (HF datasets, parquet): the image column; None: detect
-    label_column: str | None = None  # tables: the label column; None: detect (ClassLabel, "label")
+    root: Annotated[str, "dataset directory (competition layout or class folders); required"] = ""
+    val_fraction: Annotated[float, number(0.0, 0.9),
+                            "stratified, seeded hold-out of the labelled images"] = 0.01
+    val_dir: Annotated[str | None, "a labelled folder to validate on instead of a split"] = None
+    classes: Annotated[int | None, Positive, "keep only the first K classes (quick experiments)"] = None
+    per_class: Annotated[int | None, Positive, "keep at most N images per class"] = None
+    cache_dir: Annotated[str | None, "where decoded uint8 arrays live; default ~/.cache/lowres"] = None
+    resident: Annotated[YesNoAuto, "keep the uint8 dataset on the device"] = "auto"
+    size: Annotated[int | None, integer(4, 1024),
+                    "resize (shorter side) + centre-crop every image to size x size when caching, "
+                    "for folders of mixed-size photos; null: never resize"] = None
+    image_column: Annotated[str | None, "tables (HF datasets, parquet): the image column; "
+                                        "null: detect"] = None
+    label_column: Annotated[str | None, "tables: the label column; null: detect (ClassLabel, "
+                                        "'label')"] = None
 
 
 @dataclass
 class ModelConfig:
-    name: str = "resnet50"  # see `lowres models`
-    stem: str = "k4"  # k4: Conv 4x4/1 no pad, no max-pool (seed final); k3: 3x3 pad 1; imagenet
-    dropout: float = 0.8  # before the classifier
-    head: str = "linear"  # linear | mlp (Dropout, Linear, BN1d, ReLU, Linear: the seed's exp 5)
-    head_hidden: int = 2048
-    init: str = "he_normal"  # he_normal: N(0, 2/fan_in) on every conv/linear weight | default
-    #                          (PyTorch's U[-1/sqrt(fan_in), ..]) | torchvision (its builders' own)
-    drop_path: float = 0.0  # stochastic depth rate (last block); 0 = off
+    name: Annotated[str, "a model of `lowres models`, or timm:<name>; checked by the zoo"] = "resnet50"
+    stem: Annotated[str, one_of("lowres.models.stems:STEMS"),
+                    "k4: Conv 4x4/1 no pad, no max-pool (seed final); k3: 3x3 pad 1; imagenet"] = "k4"
+    dropout: Annotated[float, number(0.0, 0.99), "before the classifier"] = 0.8
+    head: Annotated[str, one_of("lowres.models.heads:HEADS"),
+                    "linear, or mlp (Dropout, Linear, BN1d, ReLU, Linear: the seed's exp 5)"] = "linear"
+    head_hidden: Annotated[int, "the mlp head's hidden width"] = 2048
+    init: Annotated[str, one_of("lowres.models.init:INITS"),
+                    "he_normal: N(0, 2/fan_in) on every conv/linear weight; default: PyTorch's "
+                    "U[-1/sqrt(fan_in), ..]; torchvision: its builders' own"] = "he_normal"
+    drop_path: Annotated[float, number(0.0, 0.9), "stochastic depth rate (last block); 0 = off"] = 0.0
 
 
 @dataclass
 class TrainConfig:
-    batch_size: int = 200
-    eval_batch_size: int = 1000
-    label_smoothing: float = 0.1
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16
-    channels_last: str = "auto"  # auto (yes: faster on CUDA and CPU) | yes | no
-    compile: str = "auto"  # auto (yes on CUDA) | yes | no
-    augment_masking: str = "auto"  # auto (where on accelerators, subset on CPU) | subset | where
-    compile_augment: str = "no"  # yes: the augmentation ops as one compiled graph (needs where)
-    cudnn_benchmark: bool = True
-    ema: float = 0.0  # EMA decay of the weights (e.g. 0.999); 0 = off
-    threads: int | None = None  # CPU threads for torch; default: all cores (shared under torchrun)
-    checkpoint_minutes: float = 10.0  # also save last.pt mid-epoch at most this often; 0 = off
-    # Which epoch's weights become best.pt (train/selection.py; evidence in
-    # benchmarks/RESULTS.md, "Checkpoint choice"): val_loss (lowest val cross-entropy) |
-    # val_acc (highest single epoch) | smoothed_acc (mean val acc of the last
-    # checkpoint_window epochs) | last
-    checkpoint_rule: str = "val_loss"
-    checkpoint_window: int = 3
-    on_nan: str = "stop"  # a NaN/inf loss: stop (nothing bad saved) | skip_step (undo the step)
-    nan_max_skips: int = 20  # skip_step: stop after more than this many skipped steps
+    batch_size: Annotated[int, Positive, "training images per step (over all ranks)"] = 200
+    eval_batch_size: Annotated[int, Positive, "images per evaluation batch"] = 1000
+    label_smoothing: Annotated[float, number(0.0, 0.99), "of the training loss"] = 0.1
+    device: Annotated[str, "auto | cpu | cuda | cuda:N"] = "auto"
+    precision: Annotated[Literal["auto", "fp32", "bf16", "fp16"],
+                         "auto: bf16 on CUDA, fp32 on CPU"] = "auto"
+    channels_last: Annotated[YesNoAuto, "auto: yes (faster on CUDA and CPU)"] = "auto"
+    compile: Annotated[YesNoAuto, "torch.compile the model; auto: yes on CUDA"] = "auto"
+    augment_masking: Annotated[Literal["auto", "subset", "where"],
+                               "auto: where on accelerators, subset on CPU"] = "auto"
+    compile_augment: Annotated[YesNo, "yes: the augmentation ops as one compiled graph "
+                                      "(needs where)"] = "no"
+    cudnn_benchmark: Annotated[bool, "let cuDNN pick the fastest convolution algorithms"] = True
+    ema: Annotated[float, number(0.0, 0.999999), "EMA decay of the weights (e.g. 0.999); 0 = off"] = 0.0
+    threads: Annotated[int | None, "CPU threads for torch; default: all cores (shared under "
+                                   "torchrun)"] = None
+    checkpoint_minutes: Annotated[float, number(0.0), "also save last.pt mid-epoch at most this "
+                                                      "often; 0 = off"] = 10.0
+    # Evidence for the rules in benchmarks/RESULTS.md, "Checkpoint choice".
+    checkpoint_rule: Annotated[str, one_of("lowres.train.selection:RULES"),
+                               "which epoch's weights become best.pt (train/selection.py)"] = "val_loss"
+    checkpoint_window: Annotated[int, Positive, "epochs smoothed_acc averages over"] = 3
+    on_nan: Annotated[str, one_of("lowres.train.nan_guard:ON_NAN"),
+                      "a NaN/inf loss: stop (nothing bad saved) or skip_step (undo the step)"] = "stop"
+    nan_max_skips: Annotated[int, integer(0), "skip_step: stop after more than this many skipped "
+                                              "steps"] = 20
 
 
 @dataclass
 class OptimizerConfig:
-    name: str = "sgd"  # sgd | adam | adamw
-    lr: float = 0.1
-    momentum: float = 0.9  # SGD only
-    nesterov: bool = False
-    weight_decay: float = 1e-4
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    decay_norm_and_bias: bool = True  # False: no weight decay on norm layers and biases
+    name: Annotated[str, one_of("lowres.train.optim:OPTIMIZERS"), "the optimizer"] = "sgd"
+    lr: Annotated[float, number(0.0, low_open=True), "peak learning rate"] = 0.1
+    momentum: Annotated[float, "SGD only"] = 0.9
+    nesterov: Annotated[bool, "SGD only: Nesterov momentum"] = False
+    weight_decay: Annotated[float, "L2 penalty (decoupled for adamw)"] = 1e-4
+    betas: Annotated[list[float], "Adam/AdamW: two numbers"] = field(default_factory=lambda: [0.9, 0.999])
+    decay_norm_and_bias: Annotated[bool, "false: no weight decay on norm layers and biases"] = True
 
 
 @dataclass
 class SchedulerConfig:
-    name: str = "plateau"  # constant | step | multistep | cosine | cosine_restarts | plateau | onecycle
-    warmup_epochs: float = 0.0  # linear warm-up from warmup_start * lr (cosine, cosine_restarts)
-    warmup_start: float = 0.01
-    min_lr: float = 0.0
-    # step / multistep
-    step_epochs: int = 30
-    milestones: list[int] = field(default_factory=list)
-    gamma: float = 0.1
-    # cosine_restarts: a cycle of `cycle_epochs`, each with its own warm-up, growing by cycle_mult
-    cycle_epochs: int = 7
-    cycle_mult: float = 1.0
-    # plateau (torch ReduceLROnPlateau semantics, stepped once per epoch on `monitor`)
-    monitor: str = "val_acc"  # val_acc | val_loss | train_acc | train_loss
-    mode: str = "auto"  # auto (max for accuracies, min for losses) | max | min
-    patience: int = 7
-    cooldown: int = 1
-    factor: float = 0.1
-    threshold: float = 1e-4
-    threshold_mode: str = "rel"  # rel | abs
-    # onecycle
-    pct_start: float = 0.3
-    div_factor: float = 25.0
-    final_div_factor: float = 1e4
+    name: Annotated[str, one_of("lowres.train.schedules:SCHEDULES"),
+                    "the LR schedule (train/schedules.py)"] = "plateau"
+    warmup_epochs: Annotated[float, "linear warm-up from warmup_start * lr (cosine, "
+                                    "cosine_restarts)"] = 0.0
+    warmup_start: Annotated[float, "the warm-up's first LR, as a fraction of lr"] = 0.01
+    min_lr: Annotated[float, "the floor of cosine and plateau"] = 0.0
+    step_epochs: Annotated[int, "step: decay every this many epochs"] = 30
+    milestones: Annotated[list[int], "multistep: the epochs that decay"] = field(default_factory=list)
+    gamma: Annotated[float, "step/multistep: the decay factor"] = 0.1
+    cycle_epochs: Annotated[int, "cosine_restarts: the first cycle's length, each with its own "
+                                 "warm-up"] = 7
+    cycle_mult: Annotated[float, "cosine_restarts: each cycle this much longer"] = 1.0
+    # plateau: torch ReduceLROnPlateau semantics, stepped once per epoch on `monitor`
+    monitor: Annotated[Literal["val_acc", "val_loss", "train_acc", "train_loss"],
+                       "plateau: the metric watched"] = "val_acc"
+    mode: Annotated[Literal["auto", "max", "min"],
+                    "plateau: auto is max for accuracies, min for losses"] = "auto"
+    patience: Annotated[int, "plateau: epochs without improvement before a drop"] = 7
+    cooldown: Annotated[int, "plateau: epochs to wait after a drop"] = 1
+    factor: Annotated[float, "plateau: the LR is multiplied by this on a drop"] = 0.1
+    threshold: Annotated[float, "plateau: the least change that counts as improvement"] = 1e-4
+    threshold_mode: Annotated[Literal["rel", "abs"], "plateau: threshold relative or absolute"] = "rel"
+    pct_start: Annotated[float, "onecycle: fraction of the steps rising to lr"] = 0.3
+    div_factor: Annotated[float, "onecycle: start at lr / div_factor"] = 25.0
+    final_div_factor: Annotated[float, "onecycle: end at the start LR / final_div_factor"] = 1e4
 
 
 @dataclass
 class StopConfig:
-    after_lr_drop: int | None = None  # stop once the K-th LR drop has happened and ...
-    extra_epochs: int = 2  # ... this many more epochs have run (seed: the jump epoch + 1)
-    patience: int | None = None  # early stopping: no val improvement for P epochs
+    after_lr_drop: Annotated[int | None, Positive,
+                             "stop once the K-th LR drop has happened and ..."] = None
+    extra_epochs: Annotated[int, "... this many more epochs have run (seed: the jump epoch + 1)"] = 2
+    patience: Annotated[int | None, "early stopping: no val improvement for P epochs"] = None
 
 
 @dataclass
 class StageConfig:
-    name: str = ""
-    epochs: int = 70  # the most epochs this stage runs
+    name: Annotated[str, "the stage's name in logs and plots"] = ""
+    epochs: Annotated[int, Positive, "the most epochs this stage runs"] = 70
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
-    augment: list[dict] = field(default_factory=lambda: copy.deepcopy(SEED_STAGE1_AUGMENT))
+    augment: Annotated[list[dict], "augmentation ops (README, Augmentation); default: the seed's "
+                                   "stage-1 pipeline"] = field(
+        default_factory=lambda: copy.deepcopy(SEED_STAGE1_AUGMENT))
     stop: StopConfig = field(default_factory=StopConfig)
-    reset_optimizer: bool = True  # fresh optimizer and scheduler at the start of the stage
+    reset_optimizer: Annotated[bool, "fresh optimizer and scheduler at the start of the stage"] = True
 
 
 @dataclass
 class TrackConfig:
-    tensorboard: bool = False
-    report: bool = True  # regenerate report.html after every epoch
-    plots: bool = True
+    tensorboard: Annotated[bool, "also write TensorBoard event files"] = False
+    report: Annotated[bool, "regenerate report.html after every epoch"] = True
+    plots: Annotated[bool, "draw the curves as PNG files"] = True
 
 
 @dataclass
 class Config:
-    seed: int = 0
-    name: str = ""  # run name; default: config file stem + time stamp
+    seed: Annotated[int, "seeds the split, the initialisation and the augmentation draws"] = 0
+    name: Annotated[str, "run name; default: config file stem + time stamp"] = ""
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    stages: list[StageConfig] = field(default_factory=lambda: seed_final_stages())
+    stages: Annotated[list[StageConfig], "the training plan; a list in a file replaces the default "
+                                         "plan whole"] = field(default_factory=lambda: seed_final_stages())
     track: TrackConfig = field(default_factory=TrackConfig)
 
 
@@ -210,6 +240,36 @@ def build(values: dict, overrides: list[str] = (), require_root: bool = True) ->
     cfg = from_dict(Config, merged)
     validate(cfg, require_root=require_root)
     return cfg
+
+
+def validate(cfg: Config, require_root: bool = True) -> None:
+    """The rules that span several keys (each key's own type, choices and range were
+    checked when the tree was converted)."""
+    if require_root and not cfg.data.root:
+        raise ConfigError("config key 'data.root' is missing: set it in the file or pass "
+                          "data.root=PATH on the command line")
+    if not cfg.stages:
+        raise ConfigError("config key 'stages' is empty: give at least one stage")
+    for i, stage in enumerate(cfg.stages):
+        at = f"stages.{i}"
+        if len(stage.optimizer.betas) != 2:
+            raise ConfigError(f"config key '{at}.optimizer.betas': expected two numbers, "
+                              f"got {stage.optimizer.betas}")
+        if not stage.reset_optimizer:
+            if i == 0:
+                raise ConfigError(f"config key '{at}.reset_optimizer': the first stage has no "
+                                  f"optimizer to carry over (set it to true)")
+            before = cfg.stages[i - 1].optimizer
+            if (before.name, before.decay_norm_and_bias) != (stage.optimizer.name,
+                                                             stage.optimizer.decay_norm_and_bias):
+                raise ConfigError(f"config key '{at}.reset_optimizer': false carries the "
+                                  f"optimizer over, so {at}.optimizer.name and "
+                                  f"decay_norm_and_bias must match stages.{i - 1}")
+        # The augment package knows every op and its parameters; it needs torch, so it is
+        # imported only when a config is checked.
+        from lowres.augment import validate_spec  # noqa: PLC0415
+
+        validate_spec(stage.augment, where=f"{at}.augment")
 
 
 def load(path: str | Path, overrides: list[str] = (), require_root: bool = True) -> Config:

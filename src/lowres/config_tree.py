@@ -1,7 +1,13 @@
 """Plain config trees <-> typed dataclasses: conversion with type checks, dotted overrides.
 
-Generic over any dataclass schema (the schema itself is in `lowres.config`). Every problem
-is a one-line `ConfigError` naming the dotted key.
+Generic over any dataclass schema; it knows no key by name. A field's annotation says all
+there is to know about it (the schema itself is in `lowres.config`):
+* a type (bool, int, float, str, list[...], X | None, a nested dataclass);
+* `Literal[...]` for a fixed set of strings: a value outside it is refused with the nearest
+  name, and YAML's yes/no booleans become "yes"/"no" where the set offers them;
+* `Annotated[T, check, ..., "description"]`: each check (`lowres.checks`) runs on the
+  converted value (not on null), and the string is the key's one-line description.
+Every problem is a one-line `ConfigError` naming the dotted key.
 """
 from __future__ import annotations
 
@@ -9,11 +15,13 @@ import copy
 import dataclasses
 import types
 import typing
-from typing import Any, Union
+from typing import Annotated, Any, Iterator, Literal, Union
 
 import yaml
 
+from lowres.checks import OneOf, shows
 from lowres.errors import ConfigError, did_you_mean
+
 
 def _is_dataclass_type(tp: Any) -> bool:
     return isinstance(tp, type) and dataclasses.is_dataclass(tp)
@@ -23,27 +31,41 @@ def _type_name(tp: Any) -> str:
     if tp is type(None):
         return "null"
     origin = typing.get_origin(tp)
+    if origin is Annotated:
+        return _type_name(typing.get_args(tp)[0])
+    if origin is Literal:
+        return "str"
     if origin in (Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
     if origin is list:
-        return "a list"
-    if origin is dict:
-        return "a mapping"
-    if _is_dataclass_type(tp):
-        return "a mapping"
+        args = typing.get_args(tp)
+        return f"list of {_type_name(args[0])}" if args else "list"
+    if origin is dict or tp is dict or _is_dataclass_type(tp):
+        return "mapping"
     return getattr(tp, "__name__", str(tp))
 
 
 def _convert(value: Any, tp: Any, where: str) -> Any:
     """Check `value` against the annotated type `tp` and build dataclasses from mappings."""
     origin = typing.get_origin(tp)
+    if origin is Annotated:
+        base, *extras = typing.get_args(tp)
+        value = _convert(value, base, where)
+        for check in extras:
+            if callable(check) and value is not None:
+                value = check(where, value)
+        return value
+    if origin is Literal:
+        names = typing.get_args(tp)
+        if isinstance(value, bool) and {"yes", "no"} <= set(names):
+            return "yes" if value else "no"  # YAML 1.1 reads yes/no as booleans
+        return OneOf(names)(where, value)
     if origin in (Union, types.UnionType):
-        errors = []
         for option in typing.get_args(tp):
             try:
                 return _convert(value, option, where)
-            except ConfigError as exc:
-                errors.append(exc)
+            except ConfigError:
+                pass
         raise ConfigError(f"config key '{where}': expected {_type_name(tp)}, got {value!r}")
     if tp is type(None):
         if value is None:
@@ -84,9 +106,6 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             return int(value)
         raise ConfigError(f"config key '{where}': expected an integer, got {value!r}")
     if tp is str:
-        if isinstance(value, bool) and where.endswith(("channels_last", "compile", "resident",
-                                                              "compile_augment")):
-            return "yes" if value else "no"  # YAML turns yes/no into booleans
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
         raise ConfigError(f"config key '{where}': expected a string, got {value!r}")
@@ -95,7 +114,7 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
 
 def from_dict(cls: type, values: dict, where: str = "") -> Any:
     """Build dataclass `cls` from a mapping; unknown keys name the nearest valid one."""
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}
     for key, value in values.items():
@@ -104,6 +123,45 @@ def from_dict(cls: type, values: dict, where: str = "") -> Any:
             raise ConfigError(f"unknown config key '{path}'{did_you_mean(str(key), names)}")
         kwargs[key] = _convert(value, hints[key], path)
     return cls(**kwargs)
+
+
+def checked(cfg: Any, where: str = "") -> Any:
+    """`cfg` (a dataclass built in code, not from a file) put through the schema's checks:
+    a copy, or the one-line error naming the key."""
+    return from_dict(type(cfg), to_dict(cfg), where)
+
+
+@dataclasses.dataclass(frozen=True)
+class Key:
+    """One schema key, as `lowres options` lists it."""
+    path: str  # dotted; list items as N (stages.N.epochs)
+    type: str
+    default: Any
+    allowed: str  # choices or range, '' when the type says it all
+    doc: str
+
+
+def keys(cls: type, prefix: str = "") -> Iterator[Key]:
+    """Every leaf key of schema `cls`, depth first, in field order."""
+    hints = typing.get_type_hints(cls, include_extras=True)
+    for f in dataclasses.fields(cls):
+        tp, path = hints[f.name], prefix + f.name
+        extras: tuple = ()
+        if typing.get_origin(tp) is Annotated:
+            tp, *extras = typing.get_args(tp)
+        item = typing.get_args(tp)[0] if typing.get_origin(tp) is list else None
+        if _is_dataclass_type(tp):
+            yield from keys(tp, path + ".")
+        elif _is_dataclass_type(item):  # a list of sections: each item fills its own defaults
+            yield from keys(item, path + ".N.")
+        else:
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING \
+                else f.default
+            allowed = [shows(c) for c in extras if callable(c)]
+            if typing.get_origin(tp) is Literal:
+                allowed.insert(0, "one of " + ", ".join(typing.get_args(tp)))
+            yield Key(path, _type_name(tp), to_dict(default), "; ".join(a for a in allowed if a),
+                      " ".join(e for e in extras if isinstance(e, str)))
 
 
 def to_dict(cfg: Any) -> Any:
@@ -179,8 +237,7 @@ def unshare(value: Any) -> Any:
 def merge(defaults: dict, values: dict) -> dict:
     out = copy.deepcopy(defaults)
     for key, value in values.items():
-        if key in out and isinstance(out[key], dict) and isinstance(value, dict) \
-                and key not in ("augment",):
+        if key in out and isinstance(out[key], dict) and isinstance(value, dict):
             out[key] = merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)

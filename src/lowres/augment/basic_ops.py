@@ -11,7 +11,7 @@ from torch import Tensor
 
 from lowres.augment import color_ops, filter_ops, geometry_ops, sampling
 from lowres.augment.base import Op, apply_masked, combine, constant
-from lowres.augment.params import (Param, choice, colour, fail, interval, number, odd_size,
+from lowres.checks import (Param, choice, colour, fail, interval, number, odd_size,
                                    optional, padding4, probability, size_pair)
 
 

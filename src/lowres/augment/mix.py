@@ -11,7 +11,7 @@ from torch import Tensor
 
 from lowres.augment import filter_ops, sampling
 from lowres.augment.base import Op
-from lowres.augment.params import Param, boolean, fail, number, probability
+from lowres.checks import Param, boolean, fail, number, probability
 
 
 class MixOp(Op):

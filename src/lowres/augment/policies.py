@@ -13,7 +13,7 @@ from torch import Tensor
 
 from lowres.augment import color_ops, geometry_ops, sampling
 from lowres.augment.base import Op, apply_grouped_rounds, apply_masked, constant, masking_mode
-from lowres.augment.params import Param, boolean, choice, colour, fail, integer, number
+from lowres.checks import Param, boolean, choice, colour, fail, integer, number
 
 OP_NAMES = ("Identity", "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness",
             "Color", "Contrast", "Sharpness", "Posterize", "Solarize", "AutoContrast", "Equalize")

@@ -7,7 +7,7 @@ from lowres.augment.base import Op
 from lowres.augment.basic_ops import (ColorJitter, Crop, Erasing, GaussianBlur, Grayscale,
                                       HFlip, RandomChoice, Translate, VFlip)
 from lowres.augment.mix import MIX_OPS
-from lowres.augment.params import fail
+from lowres.checks import fail
 from lowres.augment.policies import POLICY_OPS
 from lowres.errors import ConfigError, did_you_mean
 

@@ -19,7 +19,11 @@ honoured under a documented reinterpretation, or refused with a ConfigError:
 * The CIFAR classics (`cifar.py`: WRN-d-k, PreAct ResNet-18) take `stem` literally too;
   their published 3x3 stride-1 stem is `stem: k3`, the shape `lowres models` describes.
 
-To add a model: write its builder in a family module and register it in `_REGISTRY`.
+To add a model: write its builder in a family module and register it in `_REGISTRY`;
+nothing in the config changes (the zoo checks model.name against this registry). The
+stem, head and init names are the family modules' own tables (stems.STEMS,
+heads.HEADS, init.INITS), which the config schema reads; `build_model` puts a
+ModelConfig built in code through the same schema checks.
 """
 from __future__ import annotations
 
@@ -29,13 +33,13 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from lowres.config import ModelConfig
+from lowres.config import ModelConfig, checked
 from lowres.errors import ConfigError, did_you_mean
 from lowres.models.adapted import build_efficientnet_b7, build_swin_t
 from lowres.models.cifar import CIFAR_NETS, build_cifar_net
-from lowres.models.heads import HEADS, make_head
-from lowres.models.init import INITS, apply_init
-from lowres.models.resnets import RESNETS, STEMS, build_resnet, set_drop_path
+from lowres.models.heads import make_head
+from lowres.models.init import apply_init
+from lowres.models.resnets import RESNETS, build_resnet, set_drop_path
 from lowres.models.small import SMALL
 from lowres.models import timm_models
 
@@ -94,12 +98,6 @@ def model_names() -> list[str]:
     return list(_REGISTRY)
 
 
-def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"config key 'model.{key}': '{value}' is not one of {', '.join(choices)}"
-                          f"{did_you_mean(value, choices)}")
-
-
 def build_model(cfg: ModelConfig, num_classes: int, in_channels: int = 3, image_size: int = 40) -> nn.Module:
     """A freshly initialised `cfg.name` mapping [B, in_channels, H, W] to logits [B, num_classes].
 
@@ -110,11 +108,7 @@ def build_model(cfg: ModelConfig, num_classes: int, in_channels: int = 3, image_
     if not is_timm and cfg.name not in _REGISTRY:
         raise ConfigError(f"config key 'model.name': unknown model '{cfg.name}'"
                           f"{did_you_mean(cfg.name, model_names())}")
-    _check_choice("stem", cfg.stem, STEMS)
-    _check_choice("head", cfg.head, HEADS)
-    _check_choice("init", cfg.init, INITS)
-    if not 0.0 <= cfg.drop_path < 1.0:
-        raise ConfigError(f"config key 'model.drop_path': {cfg.drop_path} is outside [0, 1)")
+    cfg = checked(cfg, "model")  # stem, head, init, dropout, drop_path: the schema's checks
     if cfg.drop_path > 0 and cfg.name in _NO_RESIDUALS:
         raise ConfigError(f"config key 'model.drop_path': {cfg.name} has no residual blocks to drop; "
                           f"set model.drop_path=0 or pick a residual model such as resnet8")

@@ -18,6 +18,7 @@ from lowres.train.device import DevicePolicy
 from lowres.train.engine import soft_cross_entropy
 from lowres.train.optim import Schedule, build_optimizer
 from lowres.train.plan import StopRule
+from lowres.train.schedules import SCHEDULES
 from lowres.train.selection import small_split_warning
 
 DRY_RUN_BATCH = 8  # enough for batch norm, small enough to be quick for any model
@@ -52,7 +53,8 @@ def dry_run(cfg: Config, data: Prepared, policy: DevicePolicy, run_dir, out) -> 
     if warning:
         p(f"  note: {warning}")
     if 0 < len(data.val_labels) < 20 * data.num_classes and any(
-            s.scheduler.name == "plateau" or s.stop.patience is not None for s in cfg.stages):
+            SCHEDULES[s.scheduler.name].epoch_end is not None  # it reacts to val metrics
+            or s.stop.patience is not None for s in cfg.stages):
         p(f"  note: only {len(data.val_labels)} val images drive the plateau/stop decisions; "
           f"accuracy on so few is noisy (raise data.val_fraction)")
     p(f"model: {cfg.model.name} (stem {cfg.model.stem}, head {cfg.model.head}, dropout "

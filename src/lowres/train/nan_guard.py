@@ -28,6 +28,7 @@ import torch
 from lowres.errors import LowresError
 
 CHECK_EVERY = 50  # steps between two reads of the counter, at most
+ON_NAN = ("stop", "skip_step")  # the modes above; the config's train.on_nan choices
 
 
 class NonFiniteLoss(LowresError):

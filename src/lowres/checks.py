@@ -1,16 +1,19 @@
-"""Declarative parameters of augmentation ops: defaults, type and range checks.
+"""The one vocabulary of value checks: numbers, ranges, choices, pairs, ...
 
-Each op class lists its parameters as `Param`s. A check receives the config key (for the
-error message) and the raw value from the config, and returns the normalised value or
-raises `ConfigError` with one line that names the key.
+Used by the config schema (`Annotated[float, number(0, 0.9)]` in config.py) and by the
+augmentation ops' `Param`s. A check receives the config key (for the error message) and
+the value, and returns the normalised value or raises `ConfigError` with one line that
+names the key. A check's `shows` text (a range, the choices) is what `lowres options`
+prints, so the listing and the validation cannot disagree.
 """
 from __future__ import annotations
 
+import importlib
 import numbers
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
-from lowres.errors import ConfigError
+from lowres.errors import ConfigError, did_you_mean
 
 Check = Callable[[str, Any], Any]
 
@@ -30,6 +33,25 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def shows(check: Any) -> str:
+    """What a check allows, in words, for listings ('' when it says nothing more than the type)."""
+    text = getattr(check, "shows", "")
+    return text() if callable(text) else text
+
+
+def _shown(check: Check, text: str) -> Check:
+    check.shows = text  # read by shows()
+    return check
+
+
+def _bounds(low: float | None, high: float | None, low_open: bool = False) -> str:
+    if low is not None and high is not None:
+        return f"{'(' if low_open else '['}{low}, {high}]"
+    if low is not None:
+        return f"> {low}" if low_open else f">= {low}"
+    return f"<= {high}" if high is not None else ""
+
+
 def number(low: float | None = None, high: float | None = None, *, low_open: bool = False) -> Check:
     """A real number in [low, high] (or (low, high] with low_open)."""
     def check(key: str, value: Any) -> float:
@@ -42,7 +64,7 @@ def number(low: float | None = None, high: float | None = None, *, low_open: boo
         if high is not None and value > high:
             raise fail(key, f"must be at most {high}, got {value}")
         return value
-    return check
+    return _shown(check, _bounds(low, high, low_open))
 
 
 probability = number(0.0, 1.0)
@@ -58,7 +80,7 @@ def integer(low: int | None = None, high: int | None = None) -> Check:
         if high is not None and value > high:
             raise fail(key, f"must be at most {high}, got {value}")
         return value
-    return check
+    return _shown(check, _bounds(low, high))
 
 
 def boolean(key: str, value: Any) -> bool:
@@ -67,12 +89,37 @@ def boolean(key: str, value: Any) -> bool:
     return value
 
 
-def choice(*options: str) -> Check:
-    def check(key: str, value: Any) -> str:
-        if not isinstance(value, str) or value not in options:
-            raise fail(key, f"expected one of {', '.join(options)}, got {value!r}")
+class OneOf:
+    """A name from a table: a tuple, or `"module:ATTRIBUTE"` for a table owned by a module
+    the config must not import at start-up (the optimizers and models need torch). The
+    table is read at check time, so a name registered in it counts at once."""
+
+    def __init__(self, source: Iterable[str] | str):
+        self.source = source if isinstance(source, str) else tuple(source)
+
+    def names(self) -> tuple[str, ...]:
+        if isinstance(self.source, tuple):
+            return self.source
+        module, attribute = self.source.split(":")
+        return tuple(getattr(importlib.import_module(module), attribute))
+
+    def shows(self) -> str:
+        return "one of " + ", ".join(self.names())
+
+    def __call__(self, key: str, value: Any) -> str:
+        names = self.names()
+        if not isinstance(value, str) or value not in names:
+            hint = did_you_mean(str(value), names) if len(names) > 1 else ""
+            raise fail(key, f"{value!r} is not one of {', '.join(names)}{hint}")
         return value
-    return check
+
+
+def one_of(source: Iterable[str] | str) -> OneOf:
+    return OneOf(source)
+
+
+def choice(*options: str) -> Check:
+    return OneOf(options)
 
 
 def interval(low: float | None = None, high: float | None = None, *,
