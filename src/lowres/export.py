@@ -20,7 +20,7 @@ import torch
 
 from lowres.errors import LowresError
 from lowres.inference import load_probability_model
-from lowres.track.runlog import atomic_write_text
+from lowres.disk import replace_text as atomic_write_text
 from lowres.train import checkpoint
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}

@@ -20,7 +20,7 @@ from lowres.errors import LowresError
 from lowres.intervals import wilson_interval
 from lowres.models import build_model
 from lowres.track.rundata import load_run as load_run_data
-from lowres.track.runlog import atomic_write_text
+from lowres.disk import replace_text as atomic_write_text
 from lowres.train import checkpoint
 from lowres.train.device import resolve
 from lowres.train.engine import Engine
@@ -153,7 +153,7 @@ def evaluate(run_dir: str | Path, data: str | Path | None = None, which: str = "
         labels, source = np.asarray(split.labels), str(data)
     probs = probabilities(loaded, images, tta)
     predicted = probs.argmax(dim=1).numpy()
-    from lowres.track.confusion import summarize, write_confusion_plot  # noqa: PLC0415
+    from lowres.confusion import summarize, write_confusion_plot  # noqa: PLC0415
 
     result = summarize(labels, predicted, loaded.class_names)
     result.update(source=source, images=int(len(labels)), tta=tta, checkpoint=which,

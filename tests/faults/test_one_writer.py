@@ -10,12 +10,12 @@ import sys
 
 from run_configs import write_config, error_lines
 from lowres.cli import main
-from lowres.track.run_lock import RunLock, held_by_other
+from lowres.run_lock import RunLock, held_by_other
 from lowres.track.rundata import run_state
 from lowres.track.runlog import read_metrics
 from lowres.train.loop import train
 
-HOLD_AND_DIE = ("import os, signal, sys; from lowres.track.run_lock import RunLock; "
+HOLD_AND_DIE = ("import os, signal, sys; from lowres.run_lock import RunLock; "
                 "RunLock(sys.argv[1]).acquire(); print(os.getpid(), flush=True); "
                 "os.kill(os.getpid(), signal.SIGKILL)")
 

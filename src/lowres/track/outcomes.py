@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from lowres.intervals import mcnemar_exact
-from lowres.track.runlog import atomic_write_text
+from lowres.disk import replace_text
 
 FILENAME = "val_outcomes.json"
 ALPHA = 0.05  # a paired difference is "distinguishable" when McNemar's p is below this
@@ -66,7 +66,7 @@ def record_val_outcomes(run_dir: str | Path, images: np.ndarray, labels: np.ndar
                   last={"epoch": int(epoch), "correct": _encode(last_correct)})
     if best_correct is not None:
         record["best"] = {"epoch": int(epoch), "correct": _encode(best_correct)}
-    atomic_write_text(path, json.dumps(record) + "\n")
+    replace_text(path, json.dumps(record) + "\n")
 
 
 @dataclass

@@ -24,9 +24,10 @@ from typing import Any, Callable, Sequence
 import yaml
 
 from lowres.errors import ConfigError, LowresError
-from lowres.track.run_lock import RunLocked, held_by_other
+from lowres.run_lock import RunLocked, held_by_other
 from lowres.track.rundata import FINISHED, RESUMABLE, RUNNING, run_state
-from lowres.track.runlog import atomic_write_text, now_iso
+from lowres.disk import replace_text
+from lowres.track.runlog import now_iso
 
 MAX_NAME = 120
 
@@ -336,9 +337,9 @@ def _write_plan(sweep_dir: Path, base_config_path: Path, grid: Sequence[str],
         "points": [{**asdict(p), "run_dir": p.name,
                     "train_overrides": point_overrides(p, extra_overrides)} for p in points],
     }
-    atomic_write_text(path, json.dumps(plan, indent=1, default=str) + "\n")
+    replace_text(path, json.dumps(plan, indent=1, default=str) + "\n")
     try:
         text = base_config_path.read_text()
     except OSError:
         return
-    atomic_write_text(sweep_dir / "base_config.yaml", text)
+    replace_text(sweep_dir / "base_config.yaml", text)

@@ -14,7 +14,7 @@ from lowres.data.prepare import prepare
 from lowres.durations import format_duration
 from lowres.disk import DiskFullError, remove_quietly
 from lowres.errors import LowresError
-from lowres.track import run_lock
+from lowres import run_lock
 from lowres.track.runlog import read_status
 from lowres.train import checkpoint, distributed
 from lowres.train.data_fingerprint import check_same_data

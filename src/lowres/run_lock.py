@@ -6,8 +6,8 @@ however it ends (SIGKILL and the OOM killer included), so a lock left by a dead 
 never mistaken for a live one, with no pid guessing: the next `lowres train --resume` takes
 it over and says so. A second writer while the first lives is refused in one line naming
 its pid. (On a file system without flock, such as some network mounts, the pid recorded in
-the file decides, on this host.) It lives in `track` because readers (`lowres runs`) ask it
-too, and `track` never imports `train`.
+the file decides, on this host.) It lives beside disk.py, not in `train`, because
+readers (`lowres runs`, `lowres sweep`) ask it too, and `track` never imports `train`.
 """
 from __future__ import annotations
 
