@@ -331,11 +331,13 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, group_seed
         sections.append(Section("Paired tests (same val images)", PAIRED_RULE,
                                 PAIRED_HEADER if pair_rows else None, pair_rows,
                                 empty="no two runs share a val split", bullets=pair_notes))
-    colors = _colors(len(curves))
-    images = [img for kind in ("loss", "accuracy", "lr")
-              if (img := overlay_plot([(label, color, members) for (label, members), color
-                                       in zip(curves, colors)], kind,
-                                      out_dir / f"compare_{kind}.png")) is not None]
+    coloured = [(label, color, members)
+                for (label, members), color in zip(curves, _colors(len(curves)))]
+    images = []
+    for kind in ("loss", "accuracy", "lr"):
+        img = overlay_plot(coloured, kind, out_dir / f"compare_{kind}.png", group_seeds)
+        if img is not None:
+            images.append(img)
     title = f"Comparison of {len(runs)} runs"
     replace_text(out_dir / "comparison.md", to_markdown(title, sections, images))
     path = out_dir / "report.html"

@@ -16,11 +16,15 @@ from lowres.track.metrics import by_name
 from lowres.track.plots import finish, new_figure, save_figure, shown
 from lowres.track.rundata import RunData
 
-KINDS = {  # kind -> (title, y label, (column, line style) of each series, the main one first)
-    "loss": ("loss (solid val, dashed train)", "loss", (("val_loss", "-"), ("train_loss", "--"))),
-    "accuracy": ("accuracy (solid val, dashed train)", "accuracy (%)",
-                 (("val_acc", "-"), ("train_acc", "--"))),
-    "lr": ("learning rate", "lr", (("lr", "-"),)),
+KINDS = {  # kind -> (title, title of seed groups, y label, (column, line style) of each
+    # series, the main one first)
+    "loss": ("loss (solid val, dashed train)",
+             "loss: mean over seeds, band min-max (solid val, dashed train)", "loss",
+             (("val_loss", "-"), ("train_loss", "--"))),
+    "accuracy": ("accuracy (solid val, dashed train)",
+                 "accuracy: mean over seeds, band min-max (solid val, dashed train)",
+                 "accuracy (%)", (("val_acc", "-"), ("train_acc", "--"))),
+    "lr": ("learning rate", "learning rate (mean over seeds)", "lr", (("lr", "-"),)),
 }
 
 
@@ -47,11 +51,10 @@ def _mark_run(ax, run: RunData, x: list[float], y: list[float], color) -> None:
 
 
 def overlay_plot(groups: Sequence[tuple[str, object, Sequence[RunData]]], kind: str,
-                 path: Path) -> Path | None:
+                 path: Path, seed_groups: bool = False) -> Path | None:
     """One curve per (label, colour, runs) group and series; None when nothing to draw."""
-    title, ylabel, series = KINDS[kind]
-    if any(len(runs) > 1 for _, _, runs in groups):
-        title = f"{kind}: mean over seeds, band min-max" + title[len(kind):]
+    title, group_title, ylabel, series = KINDS[kind]
+    title = group_title if seed_groups else title
     fig, ax = new_figure((8.0, 4.2), right=0.72)
     all_y: list[float] = []
     for label, color, runs in groups:
