@@ -136,7 +136,7 @@ def _cmd_compare(args) -> int:
 
 
 def _cmd_sweep(args) -> int:
-    from lowres.track.sweep import run_sweep  # noqa: PLC0415
+    from lowres.sweep import run_sweep  # noqa: PLC0415
     from lowres.train.loop import train  # noqa: PLC0415
 
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None

@@ -89,7 +89,7 @@ def test_a_sweep_skips_a_point_another_process_is_training(tmp_path, capsys):
     _sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "track"))
     from track_fakes import BASE_CONFIG, make_run  # noqa: PLC0415
 
-    from lowres.track.sweep import run_sweep  # noqa: PLC0415
+    from lowres.sweep import run_sweep  # noqa: PLC0415
 
     base = tmp_path / "base.yaml"
     base.write_text(yaml.safe_dump(BASE_CONFIG, sort_keys=False))

@@ -8,6 +8,9 @@
 with the same arguments at any time: a finished point is skipped, an unfinished point with a
 checkpoint is resumed, any other point starts fresh. At the end it compares all points
 (grouped by seed when seeds are given) into sweep_dir/comparison/.
+
+Like demo.py, this is a workflow over training (the `train_fn` it is given) and tracking
+(run states, `lowres.track.compare`), not a part of either.
 """
 from __future__ import annotations
 
