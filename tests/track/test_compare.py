@@ -5,8 +5,8 @@ from htmlcheck import parse, png_from_data_uri
 from track_fakes import config, make_run
 
 from lowres.errors import LowresError
-from lowres.track.compare import (compare_runs, differing_keys, flatten_config, run_labels,
-                                  seed_groups, spread_verdict)
+from lowres.track.compare import compare_runs, run_labels, spread_verdict
+from lowres.track.configdiff import differing_keys, flatten_config, seed_groups
 
 
 def test_flatten_config():

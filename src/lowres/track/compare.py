@@ -29,6 +29,8 @@ from lowres.disk import replace_text
 from lowres.durations import format_duration
 from lowres.errors import LowresError
 from lowres.intervals import fmt_interval_pct, mean_interval
+from lowres.track.configdiff import (differing_keys, flatten_config, group_diff, group_names,
+                                     seed_groups, value_text)
 from lowres.track.overlay import overlay_plot
 from lowres.track.paired import HEADER as PAIRED_HEADER
 from lowres.track.paired import RULE as PAIRED_RULE
@@ -43,8 +45,6 @@ SPREAD_RULE = ("rule: two groups are called distinguishable only when the differ
                "sample standard deviations over seeds; this is a coarse check, not a "
                "significance test, and a group with one seed has no spread to judge by")
 
-MISSING = "(absent)"
-
 BAND_CAPTION = ("one colour per seed group: the line is the mean over the group's seeds at "
                 "each epoch, the shaded band spans their minimum to maximum (val accuracy and "
                 "val loss); dashed: train mean")
@@ -58,78 +58,6 @@ RESULTS_NOTE = ("accuracies in percent, with the Wilson 95% interval for the run
                 "size in brackets (older runs without a recorded size: none); best val is the "
                 "val accuracy of the weights in best.pt; wall time h:mm:ss; images/s: median "
                 "over epochs")
-
-
-# --------------------------------------------------------------------------- configs
-
-
-def flatten_config(tree: Any, prefix: str = "") -> dict[str, Any]:
-    """{'stages': [{'optimizer': {'lr': 0.1}}]} -> {'stages.0.optimizer.lr': 0.1}.
-
-    Mappings and lists are walked (list items by index); an empty mapping or list is a leaf.
-    """
-    out: dict[str, Any] = {}
-    if isinstance(tree, dict) and tree:
-        for key, value in tree.items():
-            out.update(flatten_config(value, f"{prefix}.{key}" if prefix else str(key)))
-    elif isinstance(tree, list) and tree:
-        for i, value in enumerate(tree):
-            out.update(flatten_config(value, f"{prefix}.{i}" if prefix else str(i)))
-    else:
-        out[prefix] = tree
-    return out
-
-
-def differing_keys(configs: Sequence[dict], ignore: Sequence[str] = ("name",)) -> list[str]:
-    """Dotted keys whose value is not the same in every config (absent counts as a value).
-
-    Keys are in order of first appearance; keys in `ignore` (exact dotted keys) are skipped.
-    """
-    flats = [flatten_config(c) for c in configs]
-    order: dict[str, None] = {}
-    for flat in flats:
-        for key in flat:
-            order.setdefault(key, None)
-    out = []
-    for key in order:
-        if key in ignore:
-            continue
-        values = [flat.get(key, MISSING) if key in flat else MISSING for flat in flats]
-        first = values[0]
-        if any(not _same(v, first) for v in values[1:]):
-            out.append(key)
-    return out
-
-
-def _same(a: Any, b: Any) -> bool:
-    # 1 == 1.0 == True in Python; a config that changed a type did change.
-    return type(a) is type(b) and a == b
-
-
-def fmt_value(value: Any) -> str:
-    if value is MISSING:
-        return MISSING
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (dict, list)):
-        return "{}" if isinstance(value, dict) else "[]"
-    return str(value)
-
-
-def seed_groups(configs: Sequence[dict], ignore: Sequence[str] = ("seed", "name")) -> list[list[int]]:
-    """Indices of configs grouped by equality once the `ignore` keys are left out.
-
-    Groups are in order of their first run; runs keep their order inside a group.
-    """
-    groups: dict[tuple, list[int]] = {}
-    for i, cfg in enumerate(configs):
-        flat = flatten_config(cfg)
-        key = tuple(sorted((k, type(v).__name__, repr(v)) for k, v in flat.items()
-                           if k not in ignore))
-        groups.setdefault(key, []).append(i)
-    return list(groups.values())
 
 
 def spread_verdict(mean_a: float, std_a: float | None, mean_b: float, std_b: float | None) -> str:
@@ -244,11 +172,11 @@ def _config_diff(configs: Sequence[dict], labels: Sequence[str],
     keys = differing_keys(configs, ignore=ignore_keys)
     flats = [flatten_config(c) for c in configs]
     header = ["config key"] + list(labels)
-    rows = [[key] + [fmt_value(f[key]) if key in f else MISSING for f in flats] for key in keys]
+    rows = [[key] + [value_text(flat, key) for flat in flats] for key in keys]
     if len(configs) > WIDE_RUNS and keys:
         header = ["run"] + keys
-        rows = [[label] + [fmt_value(f[key]) if key in f else MISSING for key in keys]
-                for label, f in zip(labels, flats)]
+        rows = [[label] + [value_text(flat, key) for key in keys]
+                for label, flat in zip(labels, flats)]
     return _diff_section(header if keys else None, rows, ignore_keys)
 
 
@@ -318,10 +246,10 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, group_seed
                 _results(runs, labels)]
     if group_seeds:
         groups = seed_groups(configs)
-        names = _group_names(configs, groups)
+        names = group_names(configs, groups)
         curves = [(f"{n} ({len(g)} run{'s' if len(g) != 1 else ''})", [runs[i] for i in g])
                   for n, g in zip(names, groups)]
-        header, rows = _group_diff_table(configs, groups, names, ignore_keys)
+        header, rows = group_diff(configs, groups, names, ignore_keys)
         sections.append(_diff_section(header, rows, ignore_keys))
         sections += _seed_sections(runs, paths, groups, names)
     else:
@@ -352,33 +280,3 @@ def _colors(n: int) -> list:
 
     cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
     return [cmap(i % cmap.N) for i in range(n)]
-
-
-def _group_names(configs: Sequence[dict], groups: list[list[int]]) -> list[str]:
-    """A group is named by its values of the keys that differ between groups."""
-    if len(groups) == 1:
-        return ["all runs"]
-    reps = [configs[g[0]] for g in groups]
-    keys = differing_keys(reps, ignore=("seed", "name"))
-    flats = [flatten_config(c) for c in reps]
-    names = []
-    for flat in flats:
-        names.append(", ".join(f"{k}={fmt_value(flat[k]) if k in flat else MISSING}"
-                               for k in keys) or "all runs")
-    return names
-
-
-def _group_diff_table(configs: Sequence[dict], groups: list[list[int]], names: Sequence[str],
-                      ignore_keys: Sequence[str]) -> tuple[list[str], list[list[Any]]]:
-    """Config keys that differ between groups: one column per group (its seeds in a row),
-    so the table stays as wide as the number of configs, not of runs."""
-    reps = [configs[g[0]] for g in groups]
-    keys = differing_keys(reps, ignore=tuple(ignore_keys) + ("seed",))
-    flats = [flatten_config(c) for c in reps]
-    short = all(len(n) <= 40 for n in names)  # long names would widen every column
-    header = ["config key"] + (list(names) if short else
-                               [f"group {i + 1}" for i in range(len(groups))])
-    rows = [[key] + [fmt_value(f[key]) if key in f else MISSING for f in flats] for key in keys]
-    rows.append(["seed"] + [", ".join(str(configs[i].get("seed", "?")) for i in g)
-                            for g in groups])
-    return header, rows
