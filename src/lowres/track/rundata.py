@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
-import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 import yaml
 
 from lowres.intervals import accuracy_interval, fmt_interval_pct
-from lowres.run_lock import held_by_other
+from lowres.run_lock import held_by_other, pid_alive
 from lowres.track.metrics import fmt_pct, to_float
 from lowres.track.runlog import read_events, read_metrics, read_status
 
@@ -210,24 +209,6 @@ def load_run(run_dir: str | Path) -> RunData:
 # --------------------------------------------------------------------------- status
 
 
-def pid_alive(pid: Any) -> bool:
-    try:
-        pid = int(pid)
-    except (TypeError, ValueError):
-        return False
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    except OSError:
-        return False
-    return True
-
-
 def run_state(run_dir: str | Path, status: dict[str, Any] | None = None) -> str:
     """The state a user should see.
 
@@ -261,24 +242,3 @@ def run_state(run_dir: str | Path, status: dict[str, Any] | None = None) -> str:
     if not status:
         return RESUMABLE if resumable else "unknown"
     return str(state)
-
-
-# --------------------------------------------------------------------------- formatting
-
-
-def config_summary(config: dict[str, Any]) -> str:
-    """'resnet50, 2 stages, <=140 ep, bs 200' (parts missing from the config are left out)."""
-    parts = []
-    model = config.get("model")
-    if isinstance(model, dict) and model.get("name"):
-        parts.append(str(model["name"]))
-    stages = config.get("stages")
-    if isinstance(stages, list):
-        parts.append(f"{len(stages)} stage{'s' if len(stages) != 1 else ''}")
-        total = sum(s.get("epochs", 0) for s in stages
-                    if isinstance(s, dict) and isinstance(s.get("epochs"), int))
-        parts.append(f"<={total} ep")
-    train = config.get("train")
-    if isinstance(train, dict) and train.get("batch_size") is not None:
-        parts.append(f"bs {train['batch_size']}")
-    return ", ".join(parts)

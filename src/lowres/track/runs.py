@@ -12,7 +12,7 @@ from typing import Any
 from lowres.durations import format_duration
 from lowres.intervals import fmt_interval_pct
 from lowres.track.metrics import fmt_pct
-from lowres.track.rundata import config_summary, load_run
+from lowres.track.rundata import load_run
 
 
 def find_run_dirs(root: str | Path) -> list[Path]:
@@ -108,3 +108,21 @@ def _with_interval(acc: float | None, bounds: tuple[float, float] | None) -> str
     if not bounds:
         return fmt_pct(acc)
     return f"{fmt_pct(acc)} {fmt_interval_pct(100 * bounds[0], 100 * bounds[1])}"
+
+
+def config_summary(config: dict[str, Any]) -> str:
+    """'resnet50, 2 stages, <=140 ep, bs 200' (parts missing from the config are left out)."""
+    parts = []
+    model = config.get("model")
+    if isinstance(model, dict) and model.get("name"):
+        parts.append(str(model["name"]))
+    stages = config.get("stages")
+    if isinstance(stages, list):
+        parts.append(f"{len(stages)} stage{'s' if len(stages) != 1 else ''}")
+        total = sum(s.get("epochs", 0) for s in stages
+                    if isinstance(s, dict) and isinstance(s.get("epochs"), int))
+        parts.append(f"<={total} ep")
+    train = config.get("train")
+    if isinstance(train, dict) and train.get("batch_size") is not None:
+        parts.append(f"bs {train['batch_size']}")
+    return ", ".join(parts)
