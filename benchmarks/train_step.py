@@ -35,7 +35,8 @@ from lowres.data.loader import EpochLoader  # noqa: E402
 from lowres.models import build_model  # noqa: E402
 from lowres.train.device import resolve  # noqa: E402
 from lowres.train.engine import Engine  # noqa: E402
-from lowres.train.optim import Schedule, build_optimizer  # noqa: E402
+from lowres.train.optim import build_optimizer  # noqa: E402
+from lowres.train.schedules import Schedule  # noqa: E402
 
 CLASSES = 200
 

@@ -83,8 +83,8 @@ class TrainedRun:
     @property
     def best(self) -> dict[str, Any]:
         """{'val_acc': best validation accuracy (0..1) or None, 'epoch': its epoch or None}."""
-        percent, epoch = self._data().best("val_acc")
-        return {"val_acc": None if percent is None else percent / 100.0, "epoch": epoch}
+        acc, epoch = self._data().best("val_acc")
+        return {"val_acc": acc, "epoch": epoch}
 
     def model(self, checkpoint: str = "best"):
         """The trained network, eval mode on the CPU, ready for inference: uint8 images

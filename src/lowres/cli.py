@@ -140,7 +140,7 @@ def _cmd_compare(args) -> int:
 
 
 def _cmd_sweep(args) -> int:
-    from lowres.track.sweep import run_sweep  # noqa: PLC0415
+    from lowres.sweep import run_sweep  # noqa: PLC0415
     from lowres.train.loop import train  # noqa: PLC0415
 
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
@@ -150,8 +150,13 @@ def _cmd_sweep(args) -> int:
             return train(None, overrides=[], resume=run_dir)
         return train(config_path, overrides, run_dir=run_dir)
 
-    out = run_sweep(args.config, args.grid, seeds, args.out, train_fn, extra_overrides=args.overrides)
-    print(f"lowres: sweep finished in {out}")
+    result = run_sweep(args.config, args.grid, seeds, args.out, train_fn,
+                       extra_overrides=args.overrides, grid_file=args.grid_file)
+    if result.stopped_at is not None:  # the trainer caught a signal: same exit as a Ctrl-C
+        print(f"lowres: sweep stopped at {result.stopped_at}; rerun the same command to "
+              "resume", file=sys.stderr)
+        return 130
+    print(f"lowres: sweep finished in {result.sweep_dir}")
     return 0
 
 
@@ -280,7 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides for every run")
     p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
-                   help="a key and its values (repeatable)")
+                   help="a key and its values, read as a YAML flow list (repeatable)")
+    p.add_argument("--grid-file", metavar="GRID.yaml",
+                   help="a YAML file of dotted keys and lists of values, e.g. "
+                        "'stages.0.optimizer.lr: [0.1, 0.05]'")
     p.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2")
     p.add_argument("--out", default="sweeps/sweep", help="sweep directory (default: sweeps/sweep)")
 

@@ -96,11 +96,16 @@ def _last_byte(path: Path, size: int) -> bytes:
 def replace_text(path: str | Path, text: str, then: str = "") -> None:
     """Write `text` to a temp file beside `path`, fsync, rename over `path`: a reader (or a
     resume after a kill) sees the old file or the new one, never a part of either."""
+    replace_bytes(path, text.encode(), then)
+
+
+def replace_bytes(path: str | Path, data: bytes, then: str = "") -> None:
+    """`replace_text` for bytes (a PNG, for instance)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        with open(tmp, "w") as f:
-            f.write(text)
+        with open(tmp, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -1,6 +1,7 @@
 """Durations on the command line: '11h30m', '90m', '45s', '1.5h', or plain seconds."""
 from __future__ import annotations
 
+import math
 import re
 
 from lowres.errors import LowresError
@@ -22,8 +23,14 @@ def parse_duration(text: str) -> float:
     return sum(float(n) * scale[u] for n, u in parts)
 
 
-def format_duration(seconds: float) -> str:
+def format_duration(seconds: float | None, clock: bool = False) -> str:
+    """'1h02m03s', '2m05s', '45s'; with `clock` the aligned '1:02:03' of tables. A missing
+    or NaN duration is '-' (a run that has not finished an epoch yet)."""
+    if seconds is None or math.isnan(seconds):
+        return "-"
     seconds = int(round(seconds))
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
+    if clock:
+        return f"{h}:{m:02d}:{s:02d}"
     return f"{h}h{m:02d}m{s:02d}s" if h else (f"{m}m{s:02d}s" if m else f"{s}s")

@@ -20,7 +20,7 @@ import torch
 
 from lowres.errors import LowresError
 from lowres.inference import load_probability_model
-from lowres.track.runlog import atomic_write_text
+from lowres.disk import replace_text
 from lowres.train import checkpoint
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -51,7 +51,7 @@ def export(run_dir: str | Path, fmt: str = "onnx", which: str = "best", out: str
             "output": "probabilities [N, classes], softmax over class_names",
             "source": str(checkpoint.find(run_dir, which).resolve())}
     names = out.with_name(out.name + ".json")  # model.onnx.json: one per file and format
-    atomic_write_text(names, json.dumps(info, indent=1) + "\n")
+    replace_text(names, json.dumps(info, indent=1) + "\n")
     print(f"lowres: wrote {out} (uint8 [N, {', '.join(map(str, meta['image_shape']))}] -> "
           f"probabilities over {len(meta['class_names'])} classes) and {names}", file=log)
     return out

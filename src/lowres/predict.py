@@ -20,7 +20,7 @@ from lowres.errors import LowresError
 from lowres.intervals import wilson_interval
 from lowres.models import build_model
 from lowres.track.rundata import load_run as load_run_data
-from lowres.track.runlog import atomic_write_text
+from lowres.disk import replace_text
 from lowres.train import checkpoint
 from lowres.train.device import resolve
 from lowres.train.engine import Engine
@@ -92,7 +92,7 @@ def write_submission(path: Path, ids: list[str], labels: list[str]) -> None:
     writer.writerow(["Id", "Category"])
     writer.writerows(zip(ids, labels))
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, buf.getvalue())
+    replace_text(path, buf.getvalue())
 
 
 def submission_rows(run_dirs: list[str | Path], data_root: str | Path, tta: str = "none",
@@ -153,7 +153,7 @@ def evaluate(run_dir: str | Path, data: str | Path | None = None, which: str = "
         labels, source = np.asarray(split.labels), str(data)
     probs = probabilities(loaded, images, tta)
     predicted = probs.argmax(dim=1).numpy()
-    from lowres.track.confusion import summarize, write_confusion_plot  # noqa: PLC0415
+    from lowres.confusion import summarize, write_confusion_plot  # noqa: PLC0415
 
     result = summarize(labels, predicted, loaded.class_names)
     result.update(source=source, images=int(len(labels)), tta=tta, checkpoint=which,
@@ -163,7 +163,7 @@ def evaluate(run_dir: str | Path, data: str | Path | None = None, which: str = "
     plot = write_confusion_plot(labels, predicted, loaded.class_names, out_dir / "confusion.png")
     import json  # noqa: PLC0415
 
-    atomic_write_text(out_dir / "evaluation.json", json.dumps(result, indent=1) + "\n")
+    replace_text(out_dir / "evaluation.json", json.dumps(result, indent=1) + "\n")
     low, high = wilson_interval(int(round(result["accuracy"] * len(labels))), len(labels))
     print(f"lowres: {source}: accuracy {result['accuracy']:.4f} [{low:.4f}-{high:.4f}, "
           f"Wilson 95%] on {len(labels)} images", file=log)

@@ -3,7 +3,10 @@ torn events line (no training here: the kill tests train; these pin the repairs)
 import csv
 
 from lowres.disk import append_text
-from lowres.track.runlog import METRIC_COLUMNS, RunLog, read_events, read_metrics
+from lowres.track.metrics import columns
+from lowres.track.runlog import RunLog, read_events, read_metrics
+
+METRIC_COLUMNS = columns()
 
 
 def _row(epoch):

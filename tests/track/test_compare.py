@@ -5,8 +5,8 @@ from htmlcheck import parse, png_from_data_uri
 from track_fakes import config, make_run
 
 from lowres.errors import LowresError
-from lowres.track.compare import (compare_runs, differing_keys, flatten_config, run_labels,
-                                  seed_groups, spread_verdict)
+from lowres.track.compare import compare_runs, run_labels, spread_verdict
+from lowres.track.configdiff import differing_keys, flatten_config, seed_groups
 
 
 def test_flatten_config():
@@ -116,7 +116,7 @@ def test_group_seeds(tmp_path):
 
 def test_group_seeds_draw_bands_and_report_the_mean_with_its_interval(tmp_path):
     from lowres.intervals import mean_interval  # noqa: PLC0415
-    from lowres.track.bands import epoch_stats  # noqa: PLC0415
+    from lowres.track.overlay import epoch_stats  # noqa: PLC0415
     from lowres.track.rundata import load_run  # noqa: PLC0415
 
     runs = []
@@ -132,8 +132,8 @@ def test_group_seeds_draw_bands_and_report_the_mean_with_its_interval(tmp_path):
     assert "| config key | stages.0.optimizer.lr=0.1 | stages.0.optimizer.lr=0.05 |" in md
     assert "| seed | 0, 1, 2 | 0, 1, 2 |" in md
     assert "no shared val split" in md  # fake runs have no per-image outcomes
-    stats = epoch_stats([load_run(r) for r in runs[:3]], "val_acc", True)
-    assert stats[0][:4] == pytest.approx((1.0, 18.0, 16.0, 20.0))
+    stats = epoch_stats([load_run(r) for r in runs[:3]], "val_acc")
+    assert stats[0][:4] == pytest.approx((1.0, 0.18, 0.16, 0.20))
     assert (tmp_path / "cmp" / "compare_accuracy.png").read_bytes()[:4] == b"\x89PNG"
 
 

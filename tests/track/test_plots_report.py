@@ -4,8 +4,9 @@ from htmlcheck import parse, png_from_data_uri
 from track_fakes import make_run
 
 from lowres.track.plots import PLOT_FILES, write_run_plots
-from lowres.track.report import write_comparison_report, write_run_report
-from lowres.track.runlog import METRIC_COLUMNS, RunLog
+from lowres.track.report import write_run_report
+from lowres.track.metrics import columns
+from lowres.track.runlog import RunLog
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -19,7 +20,7 @@ def test_plots_no_metrics_file(tmp_path):
 def test_plots_header_only_metrics(tmp_path):
     run = tmp_path / "r"
     RunLog(run)
-    (run / "metrics.csv").write_text(",".join(METRIC_COLUMNS) + "\n")
+    (run / "metrics.csv").write_text(",".join(columns()) + "\n")
     assert write_run_plots(run, strict=True) == []
 
 
@@ -116,15 +117,3 @@ def test_report_escapes_html(tmp_path):
     RunLog(run).event("warning", message="<script>alert(1)</script> & more")
     s = parse(write_run_report(run, strict=True).read_text())
     assert "<script>alert(1)</script> & more" in "".join(s.text)
-
-
-def test_comparison_report(tmp_path):
-    run = make_run(tmp_path / "r", epochs=3)
-    png = write_run_plots(run, strict=True)[0]
-    path = write_comparison_report(tmp_path / "cmp", "Comparison", [png],
-                                   [("Results", ["run", "best"], [["a|b", "1.00%"]])],
-                                   notes=["difference 0.4% < spread 0.9%"],
-                                   runs=[("r", str(run))])
-    s = parse(path.read_text())
-    assert len(s.imgs) == 1 and png_from_data_uri(s.imgs[0])
-    assert "difference 0.4% < spread 0.9%" in "".join(s.text)

@@ -1,7 +1,10 @@
 """A run started before metrics.csv had interval columns stays one readable table."""
 import csv
 
-from lowres.track.runlog import METRIC_COLUMNS, RunLog, read_metrics
+from lowres.track.metrics import columns
+from lowres.track.runlog import RunLog, read_metrics
+
+METRIC_COLUMNS = columns()
 
 OLD_HEADER = [c for c in METRIC_COLUMNS if c not in ("val_images", "val_acc_low", "val_acc_high")]
 

@@ -64,8 +64,8 @@ def test_recursive_newest_first_and_fields(tmp_path):
     new = rows[0]
     assert new["epochs_done"] == 7 and new["max_epochs"] == 10 and new["stages"] == 2
     assert new["batch_size"] == 200 and new["model"] == "resnet18"
-    assert abs(new["best_val_acc"] - 62.0) < 1e-6 and new["best_epoch"] == 7
-    assert abs(new["last_val_acc"] - 62.0) < 1e-6
+    assert abs(new["best_val_acc"] - 0.62) < 1e-9 and new["best_epoch"] == 7
+    assert abs(new["last_val_acc"] - 0.62) < 1e-9
     assert new["wall_seconds"] == 17.5
     assert new["config"] == "resnet18, 2 stages, <=10 ep, bs 200"
 
@@ -83,14 +83,18 @@ def test_checkpoint_dirs_not_searched(tmp_path):
     assert find_run_dirs(tmp_path) == [run]
 
 
-def test_percent_accuracies_not_scaled(tmp_path):
-    run = tmp_path / "pct"
+def test_accuracies_are_fractions_shown_in_percent(tmp_path):
+    run = tmp_path / "frac"
     log = RunLog(run)
     (run / "config.yaml").write_text("seed: 0\n")
-    log.append_metrics({"epoch": 1, "stage": 0, "val_acc": 45.5, "train_acc": 50.0})
+    log.append_metrics({"epoch": 1, "stage": 0, "val_acc": 0.455, "train_acc": 0.5,
+                        "val_images": 200})
     log.set_status("finished")
     row = list_runs(tmp_path)[0]
-    assert row["best_val_acc"] == 45.5
+    assert row["best_val_acc"] == 0.455
+    low, high = row["best_val_interval"]
+    assert 0.38 < low < 0.455 < high < 0.53
+    assert "45.50% (" in format_runs_table([row])
 
 
 def test_table_aligned(tmp_path):

@@ -11,7 +11,7 @@ from track_fakes import BASE_CONFIG, make_run
 from lowres.config import apply_override, parse_override
 from lowres.errors import ConfigError, LowresError
 from lowres.track.rundata import run_state
-from lowres.track.sweep import parse_grid, plan_sweep, run_sweep, short_keys
+from lowres.sweep import parse_grid, plan_sweep, run_sweep, short_keys
 
 GRID = ["model.dropout=0.5,0.8"]
 
@@ -61,6 +61,33 @@ def test_parse_grid_types():
     axes = parse_grid(["a.b=0.1,true,text,1e-4,[1,2],'x,y',null"])
     assert axes[0][0] == "a.b"
     assert [v for _, v in axes[0][1]] == [0.1, True, "text", "1e-4", [1, 2], "x,y", None]
+
+
+def test_grid_values_are_a_yaml_flow_list():
+    axes = parse_grid(["a=0.1, 0.05", "b=[1, 2],{x: 1},\"p, q\""])
+    assert axes == [("a", [("0.1", 0.1), ("0.05", 0.05)]),
+                    ("b", [("[1, 2]", [1, 2]), ("{x: 1}", {"x": 1}), ('"p, q"', "p, q")])]
+
+
+def test_grid_file(tmp_path):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("stages.0.optimizer.lr: [0.1, 0.05]\nmodel.name: ['a,b', resnet18]\n")
+    pts = plan_sweep("x.yaml", ["model.dropout=0.5"], None, grid_file=grid)
+    assert [p.overrides for p in pts] == [
+        ["model.dropout=0.5", "stages.0.optimizer.lr=0.1", "model.name=a,b"],
+        ["model.dropout=0.5", "stages.0.optimizer.lr=0.1", "model.name=resnet18"],
+        ["model.dropout=0.5", "stages.0.optimizer.lr=0.05", "model.name=a,b"],
+        ["model.dropout=0.5", "stages.0.optimizer.lr=0.05", "model.name=resnet18"]]
+    for p in pts:  # each override reads back as the value in the file
+        for text in p.overrides:
+            key, value = parse_override(text)
+            assert value == p.values.get(".".join(key), value)
+    assert pts[0].values["model.name"] == "a,b"
+    with pytest.raises(ConfigError, match="twice"):
+        plan_sweep("x.yaml", ["model.name=x"], None, grid_file=grid)
+    grid.write_text("lr: 0.1\n")
+    with pytest.raises(ConfigError, match="list of values"):
+        plan_sweep("x.yaml", [], None, grid_file=grid)
 
 
 @pytest.mark.parametrize("bad", ["model.dropout", "=1,2", "a..b=1", "a=", "a=1,,2", "a=[1,2",
@@ -126,7 +153,7 @@ def test_sweep_interrupted_and_restarted(tmp_path, base):
     again = FakeTrain()
     out = run_sweep(base, GRID, [0, 1], sweep_dir, again,
                     extra_overrides=["train.batch_size=64"], check_config=False)
-    assert out == sweep_dir
+    assert out.sweep_dir == sweep_dir and out.stopped_at is None
     assert [c[:2] for c in again.calls] == [("dropout0.8_seed0", True),
                                              ("dropout0.8_seed1", False)]
     per_point = Counter(c[0] for c in fake.calls[:2] + again.calls)
@@ -205,6 +232,6 @@ def test_trainer_that_catches_the_signal_stops_the_sweep(tmp_path, base):
         calls.append(Path(run_dir).name)
         make_run(run_dir, epochs=2, state="stopped", last_pt=True)  # saved, then returned
 
-    with pytest.raises(KeyboardInterrupt):
-        run_sweep(base, GRID, None, tmp_path / "sw", train_fn, check_config=False)
-    assert calls == ["dropout0.5"]
+    result = run_sweep(base, GRID, None, tmp_path / "sw", train_fn, check_config=False)
+    assert calls == ["dropout0.5"] and result.stopped_at == "dropout0.5"
+    assert not (tmp_path / "sw" / "comparison").exists()  # compared once all points ran

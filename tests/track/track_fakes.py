@@ -8,7 +8,8 @@ from typing import Any
 
 import yaml
 
-from lowres.track.runlog import RunLog, atomic_write_text
+from lowres.disk import replace_text
+from lowres.track.runlog import RunLog
 
 BASE_CONFIG: dict[str, Any] = {
     "seed": 0,
@@ -56,8 +57,8 @@ def make_run(run_dir: Path, epochs: int = 10, cfg: dict | None = None, state: st
     log = RunLog(run_dir)
     cfg = cfg if cfg is not None else config()
     if write_config:
-        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
-    atomic_write_text(run_dir / "env.json", '{"python": "3.x", "torch": "2.x", "device": "cpu"}\n')
+        replace_text(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+    replace_text(run_dir / "env.json", '{"python": "3.x", "torch": "2.x", "device": "cpu"}\n')
     log.event("run_start", epoch=0)
     log.event("stage_start", epoch=0, stage=0, name="stage1")
     lr = 0.1

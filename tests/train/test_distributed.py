@@ -49,7 +49,7 @@ def test_two_processes_match_one_and_resume_with_another_count(tiny_data, tmp_pa
 DRIVER = '''
 import json, os, sys
 import numpy as np
-from lowres.train import engine, optim
+from lowres.train import engine, schedules
 rank = int(os.environ["RANK"])
 calls = [0]
 
@@ -63,14 +63,14 @@ def evaluate_per_image(self, model, images, labels, pipeline, batch_size):
 
 engine.Engine.evaluate_per_image = evaluate_per_image
 drops = []
-epoch_end = optim.Schedule.epoch_end
+epoch_end = schedules.Schedule.epoch_end
 
 def recorded(self, metrics):
     dropped = epoch_end(self, metrics)
     drops.append(bool(dropped))
     return dropped
 
-optim.Schedule.epoch_end = recorded
+schedules.Schedule.epoch_end = recorded
 from lowres.cli import main
 code = main(sys.argv[1:])
 with open(os.environ["DECISIONS"] + f".{rank}", "w") as f:

@@ -107,7 +107,7 @@ def test_an_epoch_with_a_leftover_never_recompiles(monkeypatch):
     from lowres.augment import build_pipeline
     from lowres.config import SchedulerConfig
     from lowres.data.loader import EpochLoader
-    from lowres.train.optim import Schedule
+    from lowres.train.schedules import Schedule
 
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()

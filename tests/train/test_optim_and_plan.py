@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from lowres.config import OptimizerConfig, SchedulerConfig, StageConfig, StopConfig
-from lowres.train.optim import Schedule, build_optimizer, param_groups
+from lowres.train.optim import build_optimizer, param_groups
+from lowres.train.schedules import Schedule
 from lowres.train.plan import StopRule
 
 

@@ -21,11 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lowres.intervals import mcnemar_exact
-from lowres.track.runlog import atomic_write_text
+from lowres.disk import replace_text
 
 FILENAME = "val_outcomes.json"
-ALPHA = 0.05  # a paired difference is "distinguishable" when McNemar's p is below this
 
 _fingerprints: dict[tuple, str] = {}
 
@@ -66,7 +64,7 @@ def record_val_outcomes(run_dir: str | Path, images: np.ndarray, labels: np.ndar
                   last={"epoch": int(epoch), "correct": _encode(last_correct)})
     if best_correct is not None:
         record["best"] = {"epoch": int(epoch), "correct": _encode(best_correct)}
-    atomic_write_text(path, json.dumps(record) + "\n")
+    replace_text(path, json.dumps(record) + "\n")
 
 
 @dataclass
@@ -90,37 +88,3 @@ def read_val_outcomes(run_dir: str | Path) -> ValOutcomes | None:
         return ValOutcomes(str(record["split"]), n, correct, epochs)
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-@dataclass
-class PairedResult:
-    only_a: int  # images only A got right
-    only_b: int  # images only B got right
-    images: int
-    p_value: float  # McNemar's exact test, two-sided
-
-    @property
-    def distinguishable(self) -> bool:
-        return self.p_value < ALPHA
-
-    @property
-    def difference_points(self) -> float:
-        """A's accuracy minus B's, in percentage points."""
-        return 100 * (self.only_a - self.only_b) / self.images if self.images else 0.0
-
-    def verdict(self) -> str:
-        """'+2.1 points (31 vs 10 disagreements), McNemar p=0.0016: distinguishable'."""
-        word = "distinguishable" if self.distinguishable else "not distinguishable"
-        return (f"{self.difference_points:+.1f} points ({self.only_a} vs {self.only_b} images "
-                f"only one got right, of {self.images}), McNemar exact p={self.p_value:.2g}: {word}")
-
-
-def paired_test(a_correct: np.ndarray, b_correct: np.ndarray) -> PairedResult:
-    """McNemar's exact test of two runs' correctness on the same images."""
-    a = np.asarray(a_correct, dtype=bool)
-    b = np.asarray(b_correct, dtype=bool)
-    if a.shape != b.shape:
-        raise ValueError(f"paired outcomes need the same images: {a.shape} vs {b.shape}")
-    only_a = int(np.sum(a & ~b))
-    only_b = int(np.sum(b & ~a))
-    return PairedResult(only_a, only_b, int(a.size), mcnemar_exact(only_a, only_b))

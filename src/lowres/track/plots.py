@@ -1,7 +1,8 @@
 """Per-run curves as PNG files in run_dir/plots/, redrawn at the end of every epoch.
 
-Three plots: loss.png (train and val loss), accuracy.png (train and val accuracy, EMA val
-when present, best epoch starred), lr.png (learning rate per epoch, log scale). Every plot
+One plot per panel of the metrics table (track/metrics.py): loss.png, accuracy.png (plus the
+val 95% interval band and best.pt starred), lr.png (log scale, LR drops marked). Each panel
+draws every metric whose `panel` names it, with the metric's label and style. Every plot
 marks stage boundaries (grey dashed vertical lines, labelled with the new stage's name) and
 LR drops (`lr_drop` events: red dotted vertical lines half an epoch after the epoch that
 decided the drop, i.e. just before the first epoch at the new rate).
@@ -11,14 +12,21 @@ no display needed), and files are replaced atomically, so a reader never sees ha
 """
 from __future__ import annotations
 
+import io
 import math
-import os
 import sys
 from pathlib import Path
 
+from lowres.disk import replace_bytes
+from lowres.track.metrics import Metric, on_panel
 from lowres.track.rundata import RunData, finite, load_run
 
-PLOT_FILES = ("loss.png", "accuracy.png", "lr.png")
+PANELS = {  # panel -> (file, title, y label, legend corner)
+    "loss": ("loss.png", "loss", "loss", "upper right"),
+    "accuracy": ("accuracy.png", "accuracy", "accuracy (%)", "lower right"),
+    "lr": ("lr.png", "learning rate", "lr", "upper right"),
+}
+PLOT_FILES = tuple(spec[0] for spec in PANELS.values())
 
 STAGE_STYLE = dict(color="0.45", linestyle="--", linewidth=0.9, zorder=1)
 DROP_STYLE = dict(color="tab:red", linestyle=":", linewidth=1.0, alpha=0.8, zorder=1)
@@ -26,7 +34,7 @@ FIGSIZE = (7.0, 3.6)
 DPI = 100
 
 
-def new_figure(figsize=FIGSIZE):
+def new_figure(figsize=FIGSIZE, right: float = 0.97):
     """A Figure with an Agg canvas and one Axes (no pyplot)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -34,107 +42,67 @@ def new_figure(figsize=FIGSIZE):
     fig = Figure(figsize=figsize, dpi=DPI)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
-    fig.subplots_adjust(left=0.1, right=0.97, top=0.9, bottom=0.14)
+    fig.subplots_adjust(left=0.1, right=right, top=0.9, bottom=0.14)
     return fig, ax
 
 
 def save_figure(fig, path: Path) -> Path:
-    """Save as PNG through a temp file + rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    fig.savefig(tmp, format="png", dpi=DPI)
-    os.replace(tmp, path)
-    return path
+    """Save as PNG, replacing the file atomically (disk.replace_bytes)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    replace_bytes(path, buf.getvalue())
+    return Path(path)
 
 
-def _series(xs: list[float], ys: list[float]) -> tuple[list[float], list[float]]:
+def shown(metric: Metric, values: list[float]) -> list[float]:
+    """Values as a plot shows them: accuracies (fractions in the data) in percent."""
+    return [100 * v for v in values] if metric.fmt == "percent" else list(values)
+
+
+def series(xs: list[float], ys: list[float]) -> tuple[list[float], list[float]]:
+    """The points where both x and y are numbers."""
     pairs = [(x, y) for x, y in zip(xs, ys) if not math.isnan(x) and not math.isnan(y)]
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
-def _plot(ax, xs, ys, label, n_points, **style):
-    x, y = _series(xs, ys)
-    if not x:
-        return False
-    marker = "o" if n_points <= 30 else None
-    ax.plot(x, y, label=label, marker=marker, markersize=3, linewidth=1.4, **style)
-    return True
-
-
-def mark_stages_and_drops(ax, run: RunData, label_stages: bool = True) -> None:
+def mark_stages_and_drops(ax, run: RunData) -> None:
     """Vertical lines at stage boundaries (named) and at LR drops."""
     for x, name in run.stage_boundaries():
         ax.axvline(x, **STAGE_STYLE)
-        if label_stages:
-            ax.text(x, 1.0, f" {name}", transform=ax.get_xaxis_transform(), fontsize=7,
-                    color="0.3", va="bottom", ha="left", clip_on=False)
+        ax.text(x, 1.0, f" {name}", transform=ax.get_xaxis_transform(), fontsize=7,
+                color="0.3", va="bottom", ha="left", clip_on=False)
     for epoch, _lr in run.lr_drops():
         ax.axvline(epoch + 0.5, **DROP_STYLE)
 
 
-def _finish(ax, title: str, ylabel: str, legend_loc: str) -> None:
+def finish(ax, title: str, ylabel: str, legend: dict) -> None:
     ax.set_title(title, fontsize=10, loc="left")
     ax.set_xlabel("epoch", fontsize=9)
     ax.set_ylabel(ylabel, fontsize=9)
     ax.tick_params(labelsize=8)
     ax.grid(True, alpha=0.25)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc=legend_loc, fontsize=8, framealpha=0.8)
+        ax.legend(**legend)
 
 
-def _set_xlim(ax, run: RunData) -> None:
-    xs = finite(run.epochs)
-    if xs:
-        lo, hi = min(xs), max(xs)
-        pad = max(0.5, 0.01 * (hi - lo))
-        ax.set_xlim(lo - pad, hi + pad)
-
-
-def draw_loss(ax, run: RunData) -> bool:
-    n = len(run.rows)
-    drew = False
-    drew |= _plot(ax, run.epochs, run.cols.get("train_loss", []), "train", n, color="tab:blue")
-    drew |= _plot(ax, run.epochs, run.cols.get("val_loss", []), "val", n, color="tab:orange")
-    drew |= _plot(ax, run.epochs, run.cols.get("ema_val_loss", []), "EMA val", n,
-                  color="tab:green", linestyle="--")
-    if not drew:
-        return False
-    mark_stages_and_drops(ax, run)
-    _set_xlim(ax, run)
-    _finish(ax, "loss", "loss", "upper right")
-    return True
-
-
-def draw_accuracy(ax, run: RunData) -> bool:
-    n = len(run.rows)
-    drew = False
-    drew |= _plot(ax, run.epochs, run.acc("train_acc"), "train", n, color="tab:blue")
-    drew |= _plot(ax, run.epochs, run.acc("val_acc"), "val", n, color="tab:orange")
-    drew |= _plot(ax, run.epochs, run.acc("ema_val_acc"), "EMA val", n,
-                  color="tab:green", linestyle="--")
-    if not drew:
-        return False
-    band = [(e, lo, hi) for e, lo, hi in zip(run.epochs, run.acc("val_acc_low"),
-                                             run.acc("val_acc_high"))
+def _accuracy_marks(ax, run: RunData) -> None:
+    # How far each val point could move from the split's size alone.
+    lows, highs = run.cols.get("val_acc_low", []), run.cols.get("val_acc_high", [])
+    band = [(e, lo, hi) for e, lo, hi in zip(run.epochs, lows, highs)
             if not (math.isnan(e) or math.isnan(lo) or math.isnan(hi))]
-    if band:  # how far each val point could move from the split's size alone
-        ax.fill_between([b[0] for b in band], [b[1] for b in band], [b[2] for b in band],
-                        color="tab:orange", alpha=0.15, linewidth=0, label="val 95% interval")
+    if band:
+        ax.fill_between([b[0] for b in band], [100 * b[1] for b in band],
+                        [100 * b[2] for b in band], color="tab:orange", alpha=0.15,
+                        linewidth=0, label="val 95% interval")
     best, best_epoch, rule = run.checkpoint_best()
     if best is not None and best_epoch is not None:
         how = f", {rule}" if rule else ""
-        ax.plot([best_epoch], [best], marker="*", markersize=11, color="tab:red", linestyle="none",
-                label=f"best.pt val {best:.2f}% (epoch {best_epoch}{how})", zorder=5)
-    mark_stages_and_drops(ax, run)
-    _set_xlim(ax, run)
-    _finish(ax, "accuracy", "accuracy (%)", "lower right")
-    return True
+        ax.plot([best_epoch], [100 * best], marker="*", markersize=11, color="tab:red",
+                linestyle="none", zorder=5,
+                label=f"best.pt val {100 * best:.2f}% (epoch {best_epoch}{how})")
 
 
-def draw_lr(ax, run: RunData) -> bool:
-    n = len(run.rows)
-    if not _plot(ax, run.epochs, run.cols.get("lr", []), "lr", n, color="tab:purple"):
-        return False
+def _lr_marks(ax, run: RunData) -> None:
     lrs = finite(run.cols.get("lr", []))
     if lrs and min(lrs) > 0:
         ax.set_yscale("log")
@@ -142,51 +110,56 @@ def draw_lr(ax, run: RunData) -> bool:
     if drops:
         ax.plot([d[0] + 0.5 for d in drops], [d[1] for d in drops], marker="v", color="tab:red",
                 linestyle="none", markersize=6, label="LR drop", zorder=5)
+
+
+PANEL_MARKS = {"accuracy": _accuracy_marks, "lr": _lr_marks}
+
+
+def draw_panel(ax, run: RunData, panel: str) -> bool:
+    """Draw every metric of `panel` that has values; False (nothing drawn) when none has."""
+    drew = False
+    for metric in on_panel(panel):
+        x, y = series(run.epochs, shown(metric, run.cols.get(metric.name, [])))
+        if x:
+            ax.plot(x, y, label=metric.label, marker="o" if len(run.rows) <= 30 else None,
+                    markersize=3, linewidth=1.4, **metric.style)
+            drew = True
+    if not drew:
+        return False
+    if panel in PANEL_MARKS:
+        PANEL_MARKS[panel](ax, run)
     mark_stages_and_drops(ax, run)
-    _set_xlim(ax, run)
-    _finish(ax, "learning rate", "lr", "upper right")
+    xs = finite(run.epochs)
+    if xs:
+        pad = max(0.5, 0.01 * (max(xs) - min(xs)))
+        ax.set_xlim(min(xs) - pad, max(xs) + pad)
+    _file, title, ylabel, corner = PANELS[panel]
+    finish(ax, title, ylabel, dict(loc=corner, fontsize=8, framealpha=0.8))
     return True
 
 
-def _plot_file(draw, run: RunData, path: Path) -> Path | None:
-    fig, ax = new_figure()
-    return save_figure(fig, path) if draw(ax, run) else None
-
-
-def plot_loss(run: RunData, path: Path) -> Path | None:
-    return _plot_file(draw_loss, run, path)
-
-
-def plot_accuracy(run: RunData, path: Path) -> Path | None:
-    return _plot_file(draw_accuracy, run, path)
-
-
-def plot_lr(run: RunData, path: Path) -> Path | None:
-    return _plot_file(draw_lr, run, path)
-
-
 def curves_figure(run: RunData):
-    """Loss, accuracy and learning rate side by side in one Figure (for notebooks)."""
+    """Every panel side by side in one Figure (for notebooks)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(15, 3.8), dpi=DPI)
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, 3)
-    for ax, draw in zip(axes, (draw_loss, draw_accuracy, draw_lr)):
-        if not draw(ax, run):
+    axes = fig.subplots(1, len(PANELS))
+    for ax, panel in zip(axes, PANELS):
+        if not draw_panel(ax, run, panel):
             ax.set_axis_off()
     fig.subplots_adjust(left=0.05, right=0.98, top=0.88, bottom=0.14, wspace=0.25)
     return fig
 
 
 def write_run_plots(run_dir: str | Path, strict: bool = False) -> list[Path]:
-    """Draw loss.png, accuracy.png and lr.png into run_dir/plots/ and return their paths.
+    """Draw one PNG per panel into run_dir/plots/ and return their paths.
 
-    Call it at the end of every epoch (about 0.3 s for 400 epochs). A plot with no data
-    (empty metrics.csv, a column never filled) is skipped, so the list may be shorter than
-    three or empty. With `strict=False` (the default, for the training loop) any error is
-    reported as one line on stderr and never raised: plotting must not stop a run.
+    Call it at the end of every epoch (about 0.3 s for 400 epochs). A panel with no data
+    (empty metrics.csv, columns never filled) is skipped, so the list may be shorter than
+    PLOT_FILES or empty. With `strict=False` (the default, for the training loop) any error
+    is reported as one line on stderr and never raised: plotting must not stop a run.
     """
     run_dir = Path(run_dir)
     written: list[Path] = []
@@ -196,11 +169,10 @@ def write_run_plots(run_dir: str | Path, strict: bool = False) -> list[Path]:
             return written
         out = run_dir / "plots"
         out.mkdir(parents=True, exist_ok=True)
-        for fn, name in ((plot_loss, "loss.png"), (plot_accuracy, "accuracy.png"),
-                         (plot_lr, "lr.png")):
-            path = fn(run, out / name)
-            if path is not None:
-                written.append(path)
+        for panel, (name, *_rest) in PANELS.items():
+            fig, ax = new_figure()
+            if draw_panel(ax, run, panel):
+                written.append(save_figure(fig, out / name))
     except Exception as exc:  # noqa: BLE001 - plotting must never kill training
         if strict:
             raise

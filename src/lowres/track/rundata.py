@@ -3,17 +3,14 @@
 Everything here is tolerant: a missing or half-written file gives empty values, never an
 exception, because these readers run while training writes (and after any kill).
 
-Accuracy units: metrics.csv does not fix whether accuracies are fractions (0..1) or
-percents. `acc_factor` decides per run: if any accuracy in the run is above 1 the run is in
-percent already, otherwise values are fractions and are shown times 100. Every display in
-`lowres.track` is in percent.
+Accuracies are fractions (0..1) here as in metrics.csv and events.jsonl; `fmt_acc` and
+`lowres.track.metrics.fmt_pct` show them in percent.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import json
 import math
-import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,26 +19,15 @@ from typing import Any
 import yaml
 
 from lowres.intervals import accuracy_interval, fmt_interval_pct
-from lowres.track.run_lock import held_by_other
+from lowres.run_lock import held_by_other, pid_alive
+from lowres.track.metrics import fmt_pct, to_float
 from lowres.track.runlog import read_events, read_metrics, read_status
-
-ACC_COLUMNS = ("train_acc", "val_acc", "ema_val_acc")
 
 # Display states of a run (see `run_state`).
 RUNNING = "running"
 FINISHED = "finished"
 RESUMABLE = "stopped (resumable)"
 FAILED = "failed"
-
-
-def to_float(value: Any) -> float:
-    """A metrics.csv cell as a float; empty or malformed cells are NaN."""
-    if value is None:
-        return math.nan
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def finite(values) -> list[float]:
@@ -60,7 +46,6 @@ class RunData:
     config: dict[str, Any] = field(default_factory=dict)
     config_text: str = ""
     env: dict[str, Any] = field(default_factory=dict)
-    acc_factor: float = 100.0
 
     # ---- derived values
     @property
@@ -74,14 +59,10 @@ class RunData:
     def has(self, column: str) -> bool:
         return bool(finite(self.cols.get(column, [])))
 
-    def acc(self, column: str) -> list[float]:
-        """An accuracy column in percent."""
-        return [v * self.acc_factor for v in self.cols.get(column, [])]
-
     def best(self, column: str = "val_acc") -> tuple[float | None, int | None]:
-        """(best accuracy in percent, its epoch) or (None, None) without values."""
+        """(highest value of an accuracy column, its epoch) or (None, None) without values."""
         best_v, best_e = None, None
-        for e, v in zip(self.epochs, self.acc(column)):
+        for e, v in zip(self.epochs, self.cols.get(column, [])):
             if not math.isnan(v) and (best_v is None or v > best_v):
                 best_v, best_e = v, int(e) if not math.isnan(e) else None
         return best_v, best_e
@@ -92,34 +73,30 @@ class RunData:
         n = self.last("val_images")
         return int(n) if n is not None and n > 0 else None
 
-    def interval(self, acc_pct: float | None) -> tuple[float, float] | None:
-        """Wilson 95% interval (percent) of a val accuracy given in percent."""
-        if acc_pct is None:
-            return None
-        bounds = accuracy_interval(acc_pct / 100, self.val_images)
-        return (100 * bounds[0], 100 * bounds[1]) if bounds else None
+    def interval(self, acc: float | None) -> tuple[float, float] | None:
+        """Wilson 95% interval of a val accuracy for this run's split size (fractions)."""
+        return accuracy_interval(acc, self.val_images)
 
-    def fmt_acc(self, acc_pct: float | None, digits: int = 2) -> str:
+    def fmt_acc(self, acc: float | None) -> str:
         """'48.00% (38.4-57.7)': a val accuracy with its interval when the split size is known."""
-        text = fmt_pct(acc_pct, digits)
-        bounds = self.interval(acc_pct)
-        return f"{text} {fmt_interval_pct(*bounds)}" if bounds else text
+        bounds = self.interval(acc)
+        text = fmt_pct(acc)
+        return f"{text} {fmt_interval_pct(100 * bounds[0], 100 * bounds[1])}" if bounds else text
 
     def checkpoint_best(self) -> tuple[float | None, int | None, str | None]:
-        """(val accuracy in percent, epoch, rule) of the weights in best.pt: the newest `best`
-        event; runs from before the events said so fall back to the highest val accuracy."""
+        """(val accuracy, epoch, rule) of the weights in best.pt: the newest `best` event;
+        runs from before the events said so fall back to the highest val accuracy."""
         for ev in reversed(self.events):
             if ev.get("event") == "best":
                 acc = to_float(ev.get("val_acc"))
                 epoch = to_float(ev.get("epoch"))
-                return (None if math.isnan(acc) else acc * 100,  # events hold fractions
+                return (None if math.isnan(acc) else acc,
                         None if math.isnan(epoch) else int(epoch), ev.get("rule") or "val_acc")
         best, epoch = self.best("val_acc")
         return best, epoch, None
 
-    def last(self, column: str, percent: bool = False) -> float | None:
-        values = self.acc(column) if percent else self.cols.get(column, [])
-        for v in reversed(values):
+    def last(self, column: str) -> float | None:
+        for v in reversed(self.cols.get(column, [])):
             if not math.isnan(v):
                 return v
         return None
@@ -226,30 +203,10 @@ def load_run(run_dir: str | Path) -> RunData:
         data.env = loaded if isinstance(loaded, dict) else {}
     except (OSError, ValueError):
         data.env = {}
-    accs = finite(v for c in ACC_COLUMNS for v in cols.get(c, []))
-    data.acc_factor = 1.0 if accs and max(accs) > 1.0 else 100.0
     return data
 
 
 # --------------------------------------------------------------------------- status
-
-
-def pid_alive(pid: Any) -> bool:
-    try:
-        pid = int(pid)
-    except (TypeError, ValueError):
-        return False
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    except OSError:
-        return False
-    return True
 
 
 def run_state(run_dir: str | Path, status: dict[str, Any] | None = None) -> str:
@@ -285,45 +242,3 @@ def run_state(run_dir: str | Path, status: dict[str, Any] | None = None) -> str:
     if not status:
         return RESUMABLE if resumable else "unknown"
     return str(state)
-
-
-# --------------------------------------------------------------------------- formatting
-
-
-def fmt_pct(value: float | None, digits: int = 2) -> str:
-    if value is None or math.isnan(value):
-        return "-"
-    return f"{value:.{digits}f}%"
-
-
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None or math.isnan(seconds):
-        return "-"
-    seconds = int(round(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}"
-
-
-def fmt_number(value: float | None, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:.{digits}g}"
-
-
-def config_summary(config: dict[str, Any]) -> str:
-    """'resnet50, 2 stages, <=140 ep, bs 200' (parts missing from the config are left out)."""
-    parts = []
-    model = config.get("model")
-    if isinstance(model, dict) and model.get("name"):
-        parts.append(str(model["name"]))
-    stages = config.get("stages")
-    if isinstance(stages, list):
-        parts.append(f"{len(stages)} stage{'s' if len(stages) != 1 else ''}")
-        total = sum(s.get("epochs", 0) for s in stages
-                    if isinstance(s, dict) and isinstance(s.get("epochs"), int))
-        parts.append(f"<={total} ep")
-    train = config.get("train")
-    if isinstance(train, dict) and train.get("batch_size") is not None:
-        parts.append(f"bs {train['batch_size']}")
-    return ", ".join(parts)

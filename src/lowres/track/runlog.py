@@ -27,22 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from lowres.disk import append_text, replace_text
-
-METRIC_COLUMNS = [
-    "epoch",  # global epoch, 1-based, counted over all stages
-    "stage",  # stage index, 0-based
-    "stage_name",
-    "stage_epoch",  # epoch within the stage, 1-based
-    "lr",  # learning rate at the end of the epoch's training
-    "train_loss", "train_acc",
-    "val_loss", "val_acc",
-    "ema_val_loss", "ema_val_acc",  # empty when EMA is off
-    "images_per_s",  # training images per second (augmentation included)
-    "seconds",  # wall time of this epoch (train + eval)
-    "elapsed",  # cumulative training wall time of the run, resumes included
-    # The val split's size and the Wilson 95% interval of val_acc (fractions, lowres.intervals).
-    "val_images", "val_acc_low", "val_acc_high",
-]
+from lowres.track import metrics
 
 EVENT_KINDS = ("run_start", "resume", "stage_start", "lr_drop", "best", "stop", "stage_end",
                "interrupted", "run_end", "warning")
@@ -50,12 +35,6 @@ EVENT_KINDS = ("run_start", "resume", "stage_start", "lr_drop", "best", "stop", 
 
 def now_iso() -> str:
     return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
-
-
-def atomic_write_text(path: Path, text: str, then: str = "") -> None:
-    """Write through a temp file in the same directory, then rename: never a half file
-    (a full disk: DiskFullError, the old file kept)."""
-    replace_text(path, text, then)
 
 
 class RunLog:
@@ -88,57 +67,63 @@ class RunLog:
 
     # -- metrics
     def append_metrics(self, row: dict[str, Any]) -> None:
+        """Append one epoch row: keys are metrics.csv columns (lowres.track.metrics), a key
+        left out is an empty cell, a key not in the table raises ValueError."""
+        metrics.check_row(row)
         if not self.enabled:
             return
+        columns = metrics.columns()
         new = not self.metrics_path.exists() or self.metrics_path.stat().st_size == 0
         if not new:
             self._upgrade_metrics_header()
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="raise")
+        writer = csv.DictWriter(buf, fieldnames=columns)
         if new:
             writer.writeheader()
-        writer.writerow({k: _fmt(row.get(k)) for k in METRIC_COLUMNS})
+        writer.writerow({k: _fmt(row.get(k)) for k in columns})
         # One write of whole lines; a full disk cuts the file back (disk.append_text).
         append_text(self.metrics_path, buf.getvalue(), fsync=True, then=self.resume_hint)
 
     def _upgrade_metrics_header(self) -> None:
         """A run started by an older version has fewer columns: rewrite its file with the
         current header (old rows get empty cells) before appending, so one run is one table."""
+        columns = metrics.columns()
         with open(self.metrics_path, newline="") as f:
             header = next(csv.reader(f), None)
-        if header is None or header == METRIC_COLUMNS:
+        if header is None or header == columns:
             return
         with open(self.metrics_path, newline="") as f:
             rows = list(csv.DictReader(f))
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+        writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-        atomic_write_text(self.metrics_path, buf.getvalue())
+        replace_text(self.metrics_path, buf.getvalue())
 
     def truncate_metrics(self, epochs_done: int) -> None:
         """Keep rows of epochs <= epochs_done: a resumed run continues one curve. What a kill
         left is repaired here: a torn header is written whole, a torn row is dropped."""
         if not self.enabled or not self.metrics_path.exists():
             return
+        columns = metrics.columns()
         with open(self.metrics_path, newline="") as f:
             lines = list(csv.reader(f))
-        header, rows = (lines[0], lines[1:]) if lines else (list(METRIC_COLUMNS), [])
+        header, rows = (lines[0], lines[1:]) if lines else (list(columns), [])
         # The first append cut inside the header: a prefix of it, with rows (written after
         # the repair of the line) of the full width. (An older header whose columns are
         # all complete and whose rows match it is a format, not a tear.)
-        full = ",".join(METRIC_COLUMNS)
-        if header != METRIC_COLUMNS and full.startswith(",".join(header)) and (
-                header[-1] not in METRIC_COLUMNS or not rows
-                or any(len(r) == len(METRIC_COLUMNS) for r in rows)):
-            header = list(METRIC_COLUMNS)
+        full = ",".join(columns)
+        if header != columns and full.startswith(",".join(header)) and (
+                header[-1] not in columns or not rows
+                or any(len(r) == len(columns) for r in rows)):
+            header = list(columns)
         epoch_col = header.index("epoch") if "epoch" in header else 0
         # A row a kill cut short has fewer cells: never keep it (its epoch may be cut too).
         kept = [r for r in rows if len(r) == len(header) and r[epoch_col].isdigit()
                 and int(r[epoch_col]) <= epochs_done]
         buf = io.StringIO()
         csv.writer(buf).writerows([header, *kept])
-        atomic_write_text(self.metrics_path, buf.getvalue(), self.resume_hint)
+        replace_text(self.metrics_path, buf.getvalue(), self.resume_hint)
 
     # -- events
     def event(self, kind: str, **fields: Any) -> None:
@@ -154,13 +139,13 @@ class RunLog:
             return
         record = {"state": state, "pid": os.getpid(), "host": socket.gethostname(),
                   "updated": now_iso(), **fields}
-        atomic_write_text(self.dir / "status.json", json.dumps(record, indent=1) + "\n",
+        replace_text(self.dir / "status.json", json.dumps(record, indent=1) + "\n",
                           self.resume_hint)
 
     def write_env(self, device: str) -> None:
         if not self.enabled:
             return
-        atomic_write_text(self.dir / "env.json", json.dumps(environment(device), indent=1) + "\n")
+        replace_text(self.dir / "env.json", json.dumps(environment(device), indent=1) + "\n")
 
 
 def _fmt(value: Any) -> str:

@@ -9,8 +9,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from lowres.durations import format_duration
 from lowres.intervals import fmt_interval_pct
-from lowres.track.rundata import config_summary, fmt_duration, fmt_pct, load_run
+from lowres.track.metrics import fmt_pct
+from lowres.track.rundata import load_run
 
 
 def find_run_dirs(root: str | Path) -> list[Path]:
@@ -33,10 +35,10 @@ def list_runs(root: str | Path = "runs") -> list[dict[str, Any]]:
     Keys: path (Path), name (path relative to root, or the directory name when the run is
     root itself), status (running | finished | stopped (resumable) | failed | unknown |
     running? (host H)), config (short summary: model, stages, max epochs, batch size),
-    model, stages, max_epochs, batch_size, best_val_acc and last_val_acc (percent or None),
+    model, stages, max_epochs, batch_size, best_val_acc and last_val_acc (fractions or None),
     best_epoch (the epoch in best.pt and the val accuracy there; checkpoint_rule: the rule
     that chose it, None for older runs), val_images (the split's size, None for older runs),
-    best_val_interval / last_val_interval (Wilson 95%, percent, or None), epochs_done,
+    best_val_interval / last_val_interval (Wilson 95%, fractions, or None), epochs_done,
     wall_seconds (last `elapsed`), started (a POSIX time).
     A missing root gives [].
     """
@@ -50,7 +52,7 @@ def list_runs(root: str | Path = "runs") -> list[dict[str, Any]]:
         train = cfg.get("train") if isinstance(cfg.get("train"), dict) else {}
         stages = cfg.get("stages") if isinstance(cfg.get("stages"), list) else None
         best, best_epoch, rule = run.checkpoint_best()
-        last = run.last("val_acc", percent=True)
+        last = run.last("val_acc")
         rows.append({
             "path": run_dir,
             "name": rel,
@@ -91,7 +93,7 @@ def format_runs_table(rows: list[dict[str, Any]]) -> str:
             epochs += f"/{r['max_epochs']}"
         table.append([str(r.get("name", "")), str(r.get("status", "")), best,
                       _with_interval(r.get("last_val_acc"), r.get("last_val_interval")), epochs,
-                      fmt_duration(r.get("wall_seconds")), str(r.get("config", ""))])
+                      format_duration(r.get("wall_seconds"), clock=True), str(r.get("config", ""))])
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     right = {2, 3, 4, 5}
     lines = []
@@ -103,4 +105,24 @@ def format_runs_table(rows: list[dict[str, Any]]) -> str:
 
 
 def _with_interval(acc: float | None, bounds: tuple[float, float] | None) -> str:
-    return f"{fmt_pct(acc)} {fmt_interval_pct(*bounds)}" if bounds else fmt_pct(acc)
+    if not bounds:
+        return fmt_pct(acc)
+    return f"{fmt_pct(acc)} {fmt_interval_pct(100 * bounds[0], 100 * bounds[1])}"
+
+
+def config_summary(config: dict[str, Any]) -> str:
+    """'resnet50, 2 stages, <=140 ep, bs 200' (parts missing from the config are left out)."""
+    parts = []
+    model = config.get("model")
+    if isinstance(model, dict) and model.get("name"):
+        parts.append(str(model["name"]))
+    stages = config.get("stages")
+    if isinstance(stages, list):
+        parts.append(f"{len(stages)} stage{'s' if len(stages) != 1 else ''}")
+        total = sum(s.get("epochs", 0) for s in stages
+                    if isinstance(s, dict) and isinstance(s.get("epochs"), int))
+        parts.append(f"<={total} ep")
+    train = config.get("train")
+    if isinstance(train, dict) and train.get("batch_size") is not None:
+        parts.append(f"bs {train['batch_size']}")
+    return ", ".join(parts)

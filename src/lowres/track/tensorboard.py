@@ -11,15 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-HINT = "tensorboard logging is off: pip install tensorboard"
+from lowres.track import metrics
 
-# metrics.csv column -> TensorBoard tag (columns not listed are not logged)
-TAGS = {
-    "train_loss": "loss/train", "val_loss": "loss/val", "ema_val_loss": "loss/ema_val",
-    "train_acc": "accuracy/train", "val_acc": "accuracy/val", "ema_val_acc": "accuracy/ema_val",
-    "lr": "lr", "images_per_s": "speed/images_per_s", "seconds": "time/epoch_seconds",
-    "stage": "stage",
-}
+HINT = "tensorboard logging is off: pip install tensorboard"
 
 _hinted = False
 
@@ -57,23 +51,18 @@ class TensorBoardLogger:
         return self.writer is not None
 
     def log_epoch(self, row: dict[str, Any]) -> None:
-        """Log one metrics row (the dict given to RunLog.append_metrics); empty cells skipped."""
+        """Log one metrics row (the dict given to RunLog.append_metrics) under each metric's
+        TensorBoard tag; empty cells skipped."""
         if self.writer is None:
             return
         try:
             step = int(row["epoch"])
         except (KeyError, TypeError, ValueError):
             return
-        for column, tag in TAGS.items():
-            value = row.get(column)
-            if value is None or value == "":
-                continue
-            try:
-                value = float(value)
-            except (TypeError, ValueError):
-                continue
-            if math.isfinite(value):
-                self.writer.add_scalar(tag, value, step)
+        for metric in metrics.METRICS:  # the table's `tag` names what is logged
+            value = metrics.to_float(row.get(metric.name))
+            if metric.tag and math.isfinite(value):
+                self.writer.add_scalar(metric.tag, value, step)
         self.writer.flush()
 
     def close(self) -> None:

@@ -16,7 +16,8 @@ from lowres.intervals import split_precision_line
 from lowres.models import build_model, count_parameters
 from lowres.train.device import DevicePolicy
 from lowres.train.engine import soft_cross_entropy
-from lowres.train.optim import Schedule, build_optimizer
+from lowres.train.optim import build_optimizer
+from lowres.train.schedules import Schedule
 from lowres.train.plan import StopRule
 from lowres.train.schedules import SCHEDULES
 from lowres.train.selection import small_split_warning

@@ -24,7 +24,8 @@ from lowres.train.sync_check import intended_sync
 from lowres.train.device import DevicePolicy
 from lowres.train.ema import EMA
 from lowres.train.nan_guard import CHECK_EVERY, NanGuard
-from lowres.train.optim import Schedule, set_lr
+from lowres.train.optim import set_lr
+from lowres.train.schedules import Schedule
 
 
 # What the training loop tells an epoch after each step (see Engine.train_epoch).

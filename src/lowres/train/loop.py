@@ -19,7 +19,7 @@ from lowres.disk import DiskFullError
 from lowres.durations import format_duration
 from lowres.errors import LowresError
 from lowres.intervals import interval_columns
-from lowres.track import run_lock
+from lowres import run_lock
 from lowres.track.outcomes import record_val_outcomes
 from lowres.train import distributed
 from lowres.train.data_fingerprint import check_same_data

@@ -2,8 +2,7 @@
 
 To add an optimizer: write a builder and add one `OPTIMIZERS` entry; the config's
 optimizer.name choices and `lowres options` read the table. The LR schedules are in
-schedules.py (`Schedule` is imported from here too, where the training code has always
-found it).
+schedules.py.
 """
 from __future__ import annotations
 
@@ -13,9 +12,6 @@ import torch
 
 from lowres.config import OptimizerConfig
 from lowres.errors import ConfigError
-from lowres.train.schedules import Schedule
-
-__all__ = ["OPTIMIZERS", "Schedule", "build_optimizer", "param_groups", "set_lr"]
 
 NORM_TYPES = (torch.nn.modules.batchnorm._NormBase, torch.nn.GroupNorm, torch.nn.LayerNorm,
               torch.nn.LocalResponseNorm)

@@ -14,7 +14,7 @@ from lowres import config as config_mod
 from lowres.config import Config
 from lowres.disk import remove_quietly
 from lowres.errors import LowresError
-from lowres.track import run_lock
+from lowres import run_lock
 from lowres.track.runlog import read_status
 from lowres.train import checkpoint
 

@@ -29,7 +29,8 @@ from lowres.train.data_fingerprint import fingerprint
 from lowres.train.device import DevicePolicy
 from lowres.train.engine import Engine, EpochProgress, Evaluation
 from lowres.train.nan_guard import NanGuard, require_finite
-from lowres.train.optim import Schedule, build_optimizer
+from lowres.train.optim import build_optimizer
+from lowres.train.schedules import Schedule
 from lowres.train.plan import StopRule
 from lowres.train.position import Position
 

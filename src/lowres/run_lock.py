@@ -6,8 +6,8 @@ however it ends (SIGKILL and the OOM killer included), so a lock left by a dead 
 never mistaken for a live one, with no pid guessing: the next `lowres train --resume` takes
 it over and says so. A second writer while the first lives is refused in one line naming
 its pid. (On a file system without flock, such as some network mounts, the pid recorded in
-the file decides, on this host.) It lives in `track` because readers (`lowres runs`) ask it
-too, and `track` never imports `train`.
+the file decides, on this host.) It lives beside disk.py, not in `train`, because
+readers (`lowres runs`, `lowres sweep`) ask it too, and `track` never imports `train`.
 """
 from __future__ import annotations
 
@@ -37,9 +37,14 @@ def _read(path: Path) -> dict:
         return {}
 
 
-def _pid_alive(pid) -> bool:
+def pid_alive(pid) -> bool:
+    """Whether a process with this pid exists on this host (0 and negative pids name process
+    groups to os.kill: never a run's writer)."""
     try:
-        os.kill(int(pid), 0)
+        pid = int(pid)
+        if pid <= 0:
+            return False
+        os.kill(pid, 0)
     except (TypeError, ValueError, ProcessLookupError):
         return False
     except PermissionError:
@@ -85,7 +90,7 @@ class RunLock:
 
     def _check_pid(self, holder: dict) -> None:
         if holder.get("host") == socket.gethostname() and holder.get("pid") \
-                and int(holder["pid"]) != os.getpid() and _pid_alive(holder["pid"]):
+                and int(holder["pid"]) != os.getpid() and pid_alive(holder["pid"]):
             raise self._refusal(holder)
 
     def _refusal(self, holder: dict) -> RunLocked:
@@ -121,7 +126,7 @@ def held_by_other(run_dir: str | Path) -> bool | None:
         return None
     if fcntl is None:
         holder = _read(path)
-        return bool(holder.get("pid")) and _pid_alive(holder["pid"])
+        return bool(holder.get("pid")) and pid_alive(holder["pid"])
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:

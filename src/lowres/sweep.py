@@ -8,6 +8,9 @@
 with the same arguments at any time: a finished point is skipped, an unfinished point with a
 checkpoint is resumed, any other point starts fresh. At the end it compares all points
 (grouped by seed when seeds are given) into sweep_dir/comparison/.
+
+Like demo.py, this is a workflow over training (the `train_fn` it is given) and tracking
+(run states, `lowres.track.compare`), not a part of either.
 """
 from __future__ import annotations
 
@@ -24,13 +27,23 @@ from typing import Any, Callable, Sequence
 import yaml
 
 from lowres.errors import ConfigError, LowresError
-from lowres.track.run_lock import RunLocked, held_by_other
+from lowres.run_lock import RunLocked, held_by_other
 from lowres.track.rundata import FINISHED, RESUMABLE, RUNNING, run_state
-from lowres.track.runlog import atomic_write_text, now_iso
+from lowres.disk import replace_text
+from lowres.track.runlog import now_iso
 
 MAX_NAME = 120
 
 TrainFn = Callable[[str, list, Path, bool], Any]
+
+
+@dataclass
+class SweepResult:
+    """What `run_sweep` did: `stopped_at` names the point whose trainer stopped early (it
+    caught SIGINT/SIGTERM and saved last.pt): the sweep ended there, resumable."""
+
+    sweep_dir: Path
+    stopped_at: str | None = None
 
 
 @dataclass
@@ -46,67 +59,70 @@ class SweepPoint:
 # --------------------------------------------------------------------------- grid parsing
 
 
-def _split_values(text: str) -> list[str]:
-    """Split on commas outside brackets and quotes: '0.1,[1,2],"a,b"' -> 3 items."""
-    items, buf, depth, quote = [], [], 0, None
-    for ch in text:
-        if quote:
-            buf.append(ch)
-            if ch == quote:
-                quote = None
-            continue
-        if ch in "'\"":
-            quote = ch
-        elif ch in "[{":
-            depth += 1
-        elif ch in "]}":
-            depth -= 1
-        if ch == "," and depth == 0:
-            items.append("".join(buf))
-            buf = []
-        else:
-            buf.append(ch)
-    if quote or depth != 0:
-        raise ValueError("unbalanced brackets or quotes")
-    items.append("".join(buf))
-    return items
+def _flow_items(text: str, raw: str, example: str) -> list[tuple[str, Any]]:
+    """'0.1,[1,2],"a,b"' read as the YAML flow list [0.1,[1,2],"a,b"]: each item as written
+    (YAML's own node marks say where it starts and ends) and as its value."""
+    flow = f"[{raw}]"
+    try:
+        node = yaml.compose(flow, Loader=yaml.SafeLoader)
+        values = yaml.safe_load(flow)
+    except yaml.YAMLError as exc:
+        problem = str(getattr(exc, "problem", None) or "not valid YAML")
+        raise ConfigError(f"grid '{text}': the values are not a YAML list ({problem}; "
+                          f"{example})") from None
+    return [(flow[item.start_mark.index:item.end_mark.index], value)
+            for item, value in zip(node.value, values)]
 
 
-def parse_grid(grid: Sequence[str]) -> list[tuple[str, list[tuple[str, Any]]]]:
+def _as_written(value: Any) -> str:
+    """A value from a grid file as override text that YAML reads back as the same value."""
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()
+    return text.removesuffix("\n...").strip()
+
+
+def read_grid_file(path: str | Path) -> dict[str, list[Any]]:
+    """A YAML mapping of dotted keys to lists of values: `stages.0.optimizer.lr: [0.1, 0.05]`."""
+    try:
+        tree = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"grid file {path}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(tree, dict) or any(not isinstance(v, list) for v in tree.values()):
+        raise ConfigError(f"grid file {path}: must map each dotted key to a list of values "
+                          "(example: 'stages.0.optimizer.lr: [0.1, 0.05]')")
+    return {str(k): v for k, v in tree.items()}
+
+
+def parse_grid(grid: Sequence[str], grid_file: str | Path | None = None
+               ) -> list[tuple[str, list[tuple[str, Any]]]]:
     """['a.b=1,2'] -> [('a.b', [('1', 1), ('2', 2)])]: each value as written and as YAML.
 
-    Raises ConfigError (one line) for a string that is not KEY=V1,V2,..., an empty key or
-    value, a value that is not valid YAML, a repeated value or a key given twice.
+    The text after '=' is read as the items of a YAML flow list, so brackets and quotes are
+    YAML's ('0.1,[1,2],"a,b"' is three values). The keys of `grid_file` (read_grid_file)
+    follow those of `grid`. Raises ConfigError (one line) for a string that is not
+    KEY=V1,V2,..., an empty key, no values, values that are not YAML, a repeated value or a
+    key given twice.
     """
     example = "example: --grid stages.0.optimizer.lr=0.1,0.2"
-    out: list[tuple[str, list[tuple[str, Any]]]] = []
-    seen: set[str] = set()
+    axes: list[tuple[str, str, list[tuple[str, Any]]]] = []
     for text in grid:
         if "=" not in text:
             raise ConfigError(f"grid '{text}' is not KEY=V1,V2,... ({example})")
         key, raw = text.split("=", 1)
-        key = key.strip()
+        axes.append((text, key.strip(), _flow_items(text, raw, example)))
+    if grid_file is not None:
+        axes += [(f"{key}: {values}", key, [(_as_written(v), v) for v in values])
+                 for key, values in read_grid_file(grid_file).items()]
+    out: list[tuple[str, list[tuple[str, Any]]]] = []
+    for text, key, values in axes:
         if not key or any(not p.strip() or p != p.strip() for p in key.split(".")):
             raise ConfigError(f"grid '{text}' has an empty or malformed key ({example})")
-        if key in seen:
+        if key in [k for k, _ in out]:
             raise ConfigError(f"grid key '{key}' is given twice: list all its values once "
                               f"({example})")
-        seen.add(key)
-        try:
-            pieces = [p.strip() for p in _split_values(raw)]
-        except ValueError as exc:
-            raise ConfigError(f"grid '{text}': {exc} ({example})") from None
-        if not raw.strip() or any(not p for p in pieces):
-            raise ConfigError(f"grid '{text}' has an empty value ({example})")
-        values = []
-        for piece in pieces:
-            try:
-                values.append((piece, yaml.safe_load(piece)))
-            except yaml.YAMLError:
-                raise ConfigError(f"grid '{text}': value '{piece}' is not valid YAML "
-                                  f"({example})") from None
-        raws = [p for p, _ in values]
-        dup = next((p for p in raws if raws.count(p) > 1), None)
+        if not values:
+            raise ConfigError(f"grid '{text}' has no values ({example})")
+        raws = [r for r, _ in values]
+        dup = next((r for r in raws if raws.count(r) > 1), None)
         if dup is not None:
             raise ConfigError(f"grid '{text}': value '{dup}' is given twice")
         out.append((key, values))
@@ -143,11 +159,13 @@ def _part(short: str, raw: str) -> str:
 
 
 def plan_sweep(base_config_path: str | Path, grid: Sequence[str],
-               seeds: Sequence[int] | None = None) -> list[SweepPoint]:
+               seeds: Sequence[int] | None = None,
+               grid_file: str | Path | None = None) -> list[SweepPoint]:
     """The points of a sweep: the cartesian product of the grid values, then of the seeds.
 
-    grid: 'dotted.key=V1,V2,...' strings; each value is parsed as YAML (0.1 is a float,
-    true a bool, text stays text; commas inside [...] or quotes do not split). seeds: one
+    grid: 'dotted.key=V1,V2,...' strings, read as YAML flow lists (0.1 is a float, true a
+    bool, text stays text; commas inside [...] or quotes do not split); grid_file: a YAML
+    file of `dotted.key: [V1, V2]` (see parse_grid). seeds: one
     run per seed per grid point (adds `seed=N`), None to keep the config's seed.
     Names are built from short key names and values ('dropout0.5_lr0.1_seed0'), contain only
     [A-Za-z0-9._+-], are unique and depend only on the arguments. The base config path is
@@ -155,7 +173,7 @@ def plan_sweep(base_config_path: str | Path, grid: Sequence[str],
     Raises ConfigError (one line) for a malformed grid.
     """
     del base_config_path  # the plan depends on the grid only; kept for a stable signature
-    axes = parse_grid(grid)
+    axes = parse_grid(grid, grid_file)
     keys = [k for k, _ in axes]
     if seeds is not None:
         if "seed" in keys:
@@ -234,8 +252,8 @@ def point_overrides(point: SweepPoint, extra_overrides: Sequence[str] = ()) -> l
 
 def run_sweep(base_config_path: str | Path, grid: Sequence[str], seeds: Sequence[int] | None,
               sweep_dir: str | Path, train_fn: TrainFn, extra_overrides: Sequence[str] = (),
-              check_config: bool = True) -> Path:
-    """Train every point of `plan_sweep(...)` into sweep_dir/<point name>/; return sweep_dir.
+              check_config: bool = True, grid_file: str | Path | None = None) -> SweepResult:
+    """Train every point of `plan_sweep(...)` into sweep_dir/<point name>/.
 
     train_fn(config_path: str, overrides: list[str], run_dir: Path, resume: bool) trains one
     run (overrides = extra_overrides, then the point's grid values and seed, then
@@ -247,24 +265,24 @@ def run_sweep(base_config_path: str | Path, grid: Sequence[str], seeds: Sequence
                                                   checkpoint is kept as <name>.attemptN
     Writes sweep_dir/sweep.json (the plan) first. With check_config, every point's config
     is resolved (lowres.config.load) before anything trains, so a bad value fails in
-    seconds, not after hours. KeyboardInterrupt stops the sweep (rerun to continue); a
-    LowresError from train_fn (bad data, bad config) stops it too; any other exception fails
-    that point only (traceback printed) and the sweep goes on. A point whose train_fn
-    returns with the run "stopped (resumable)" (the trainer caught SIGINT/SIGTERM and saved
-    last.pt) stops the sweep by raising KeyboardInterrupt, as a Ctrl-C would. At the end the runs
-    are compared into sweep_dir/comparison/ (grouped by seed when seeds are given), and a
-    LowresError names the points that failed, if any.
+    seconds, not after hours. A Ctrl-C (KeyboardInterrupt) stops the sweep (rerun to
+    continue); a LowresError from train_fn (bad data, bad config) stops it too; any other
+    exception fails that point only (traceback printed) and the sweep goes on. A point whose
+    train_fn returns with the run "stopped (resumable)" (the trainer caught SIGINT/SIGTERM
+    and saved last.pt) ends the sweep there: the result's `stopped_at` names it and nothing
+    is compared. Otherwise the runs are compared into sweep_dir/comparison/ (grouped by seed
+    when seeds are given), and a LowresError names the points that failed, if any.
     """
     from lowres.track.compare import compare_runs  # noqa: PLC0415
 
     base_config_path = Path(base_config_path)
     sweep_dir = Path(sweep_dir)
-    points = plan_sweep(base_config_path, grid, seeds)
+    points = plan_sweep(base_config_path, grid, seeds, grid_file)
     if check_config:
         for p in points:
             _check_point(base_config_path, p, point_overrides(p, extra_overrides))
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    _write_plan(sweep_dir, base_config_path, grid, seeds, extra_overrides, points)
+    _write_plan(sweep_dir, base_config_path, grid, grid_file, seeds, extra_overrides, points)
 
     failed: list[str] = []
     for i, point in enumerate(points, 1):
@@ -302,7 +320,7 @@ def run_sweep(base_config_path: str | Path, grid: Sequence[str], seeds: Sequence
         after = run_state(run_dir)
         if after == RESUMABLE:
             _say(f"{tag}: stopped before the end; rerun the same command to resume the sweep")
-            raise KeyboardInterrupt(f"sweep stopped at {point.name}")
+            return SweepResult(sweep_dir, stopped_at=point.name)
         if after != FINISHED:
             failed.append(point.name)
             _say(f"{tag}: ended as '{after}'")
@@ -314,11 +332,11 @@ def run_sweep(base_config_path: str | Path, grid: Sequence[str], seeds: Sequence
     if failed:
         raise LowresError(f"sweep {sweep_dir}: {len(failed)} point(s) did not finish: "
                           f"{', '.join(failed)} (see their run directories; rerun to retry)")
-    return sweep_dir
+    return SweepResult(sweep_dir)
 
 
 def _write_plan(sweep_dir: Path, base_config_path: Path, grid: Sequence[str],
-                seeds: Sequence[int] | None, extra_overrides: Sequence[str],
+                grid_file: str | Path | None, seeds: Sequence[int] | None, extra_overrides: Sequence[str],
                 points: list[SweepPoint]) -> None:
     path = sweep_dir / "sweep.json"
     created = now_iso()
@@ -329,6 +347,7 @@ def _write_plan(sweep_dir: Path, base_config_path: Path, grid: Sequence[str],
     plan = {
         "base_config": str(base_config_path.resolve()),
         "grid": list(grid),
+        "grid_file": str(Path(grid_file).resolve()) if grid_file is not None else None,
         "seeds": list(seeds) if seeds is not None else None,
         "extra_overrides": list(extra_overrides),
         "created": created,
@@ -336,9 +355,9 @@ def _write_plan(sweep_dir: Path, base_config_path: Path, grid: Sequence[str],
         "points": [{**asdict(p), "run_dir": p.name,
                     "train_overrides": point_overrides(p, extra_overrides)} for p in points],
     }
-    atomic_write_text(path, json.dumps(plan, indent=1, default=str) + "\n")
+    replace_text(path, json.dumps(plan, indent=1, default=str) + "\n")
     try:
         text = base_config_path.read_text()
     except OSError:
         return
-    atomic_write_text(sweep_dir / "base_config.yaml", text)
+    replace_text(sweep_dir / "base_config.yaml", text)

@@ -1,0 +1,91 @@
+"""What differs between run configs: dotted keys, their values, and groups of seeds.
+
+Configs are compared as flat {dotted key: value} maps (`stages.0.optimizer.lr`), so a key
+missing from one config is a difference like any other value.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+MISSING = "(absent)"
+
+
+def flatten_config(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """{'stages': [{'optimizer': {'lr': 0.1}}]} -> {'stages.0.optimizer.lr': 0.1}.
+
+    Mappings and lists are walked (list items by index); an empty mapping or list is a leaf.
+    """
+    if isinstance(tree, (dict, list)) and tree:
+        items = tree.items() if isinstance(tree, dict) else enumerate(tree)
+        out: dict[str, Any] = {}
+        for key, value in items:
+            out.update(flatten_config(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: tree}
+
+
+def differing_keys(configs: Sequence[dict], ignore: Sequence[str] = ("name",)) -> list[str]:
+    """Dotted keys whose value is not the same in every config (absent counts as a value).
+
+    Keys are in order of first appearance; keys in `ignore` (exact dotted keys) are skipped.
+    """
+    flats = [flatten_config(c) for c in configs]
+    order = dict.fromkeys(key for flat in flats for key in flat)
+    return [key for key in order if key not in ignore
+            and any(not _same(flat.get(key, MISSING), flats[0].get(key, MISSING))
+                    for flat in flats[1:])]
+
+
+def _same(a: Any, b: Any) -> bool:
+    # 1 == 1.0 == True in Python; a config that changed a type did change.
+    return type(a) is type(b) and a == b
+
+
+def value_text(flat: dict[str, Any], key: str) -> str:
+    """The value of a dotted key of a flattened config as YAML writes it; MISSING when the
+    config lacks it."""
+    value = flat.get(key, MISSING)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return "{}" if isinstance(value, dict) else "[]"
+    return str(value)
+
+
+def seed_groups(configs: Sequence[dict], ignore: Sequence[str] = ("seed", "name")) -> list[list[int]]:
+    """Indices of configs grouped by equality once the `ignore` keys are left out.
+
+    Groups are in order of their first run; runs keep their order inside a group.
+    """
+    groups: dict[tuple, list[int]] = {}
+    for i, cfg in enumerate(configs):
+        key = tuple(sorted((k, type(v).__name__, repr(v)) for k, v in flatten_config(cfg).items()
+                           if k not in ignore))
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
+
+
+def group_names(configs: Sequence[dict], groups: list[list[int]]) -> list[str]:
+    """A group is named by its values of the keys that differ between groups."""
+    reps = [configs[g[0]] for g in groups]
+    keys = differing_keys(reps, ignore=("seed", "name")) if len(groups) > 1 else []
+    return [", ".join(f"{k}={value_text(flat, k)}" for k in keys) or "all runs"
+            for flat in map(flatten_config, reps)]
+
+
+def group_diff(configs: Sequence[dict], groups: list[list[int]], names: Sequence[str],
+               ignore_keys: Sequence[str]) -> tuple[list[str], list[list[Any]]]:
+    """Config keys that differ between groups: one column per group (its seeds in a row),
+    so the table stays as wide as the number of configs, not of runs."""
+    reps = [configs[g[0]] for g in groups]
+    keys = differing_keys(reps, ignore=tuple(ignore_keys) + ("seed",))
+    short = all(len(n) <= 40 for n in names)  # long names would widen every column
+    header = ["config key"] + (list(names) if short else
+                               [f"group {i + 1}" for i in range(len(groups))])
+    flats = [flatten_config(c) for c in reps]
+    rows = [[key] + [value_text(flat, key) for flat in flats] for key in keys]
+    rows.append(["seed"] + [", ".join(str(configs[i].get("seed", "?")) for i in g)
+                            for g in groups])
+    return header, rows
