@@ -121,9 +121,6 @@ class MixUpCutMix(MixOp):
         return self.mixup_alpha if kind == "mixup" else self.cutmix_alpha
 
 
-MIX_OPS: tuple[type[Op], ...] = (MixUp, CutMix, MixUpCutMix)
-
-
 def check_num_classes(num_classes: int, key: str) -> None:
     if num_classes < 2:
         raise fail(key, f"mixing needs num_classes >= 2, got {num_classes}")

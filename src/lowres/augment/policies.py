@@ -143,6 +143,3 @@ class AugMix(Op):
                 mixed = mixed + chain * weights[:, i].reshape(-1, 1, 1, 1).to(x.dtype)
             return mixed.clamp_(0.0, 1.0)
         return augmix(images, slice(None)) if mask is None else apply_masked(images, mask, augmix)
-
-
-POLICY_OPS: tuple[type[Op], ...] = (RandAugment, TrivialAugmentWide, AugMix)
