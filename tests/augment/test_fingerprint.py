@@ -35,6 +35,8 @@ SPECS = {
     "seed_stage1": SEED_STAGE1_AUGMENT,
     "seed_stage2": SEED_STAGE2_AUGMENT,
     "seed_stage2_mixed": SEED_STAGE2_AUGMENT + [{"op": "mixup_cutmix", "per_sample": True}],
+    "mixup": [{"op": "hflip"}, {"op": "mixup", "alpha": 0.4}],
+    "cutmix": [{"op": "cutmix", "per_sample": True}],
 }
 MODES = ("subset", "where")
 
@@ -100,6 +102,14 @@ RECORDED = {
     "seed_stage2_mixed/subset/1": "00f70d9c9f58d304",
     "seed_stage2_mixed/where/3": "56d107a196e43126",
     "seed_stage2_mixed/where/1": "00f70d9c9f58d304",
+    "mixup/subset/3": "d4d018fa90b252a0",
+    "mixup/subset/1": "f9a04ae36a648365",
+    "mixup/where/3": "d4d018fa90b252a0",
+    "mixup/where/1": "f9a04ae36a648365",
+    "cutmix/subset/3": "6c97612f3a60cf0d",
+    "cutmix/subset/1": "78fa0dfc0a9629a6",
+    "cutmix/where/3": "6c97612f3a60cf0d",
+    "cutmix/where/1": "78fa0dfc0a9629a6",
 }
 
 
