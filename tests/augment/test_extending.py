@@ -111,3 +111,12 @@ def test_a_table_row_is_drawn_and_applied_by_the_policies(monkeypatch, policy, m
     inverted = torch.isclose(out, 1.0 - x, atol=1e-6).flatten(1).all(1).sum().item()
     half_turns = (out == x[:1].flip(2, 3)).flatten(1).all(1).sum().item()
     assert 15 < inverted < 80 and 15 < half_turns < 80
+
+
+@pytest.mark.parametrize("row", [
+    dict(magnitudes={"randaugment": auto_ops.linear(1.0)}),  # a policy without a table
+    dict(pixels=lambda x, m, inplace: x, affine=lambda m: {}),
+    dict(augmix="sometimes")])
+def test_a_malformed_row_fails_when_the_table_is_built(row):
+    with pytest.raises(ValueError, match="Toy"):
+        auto_ops.AutoOp("Toy", **row)

@@ -42,6 +42,17 @@ class AutoOp:
     # corruptions of the AugMix paper) or "never".
     augmix: str = "always"
 
+    def __post_init__(self) -> None:
+        # A row is checked when the table is built: a mistake fails at import, not mid-run.
+        if self.magnitudes is not None and set(self.magnitudes) != set(POLICIES):
+            raise ValueError(f"auto-augment op {self.name}: magnitudes for {POLICIES} needed, "
+                             f"got {tuple(self.magnitudes)}")
+        if self.pixels is not None and self.affine is not None:
+            raise ValueError(f"auto-augment op {self.name}: pixels or affine, not both")
+        if self.augmix not in ("always", "all_ops", "never"):
+            raise ValueError(f"auto-augment op {self.name}: augmix must be always, all_ops or "
+                             f"never, got {self.augmix!r}")
+
     @property
     def geometric(self) -> bool:
         return self.affine is not None
