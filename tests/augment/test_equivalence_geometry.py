@@ -11,7 +11,18 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from torchvision.transforms.v2 import InterpolationMode
 
-from lowres.augment import filter_ops, geometry_ops
+from lowres.augment import auto_apply, filter_ops, geometry_ops
+from lowres.augment.auto_ops import AUTO_OPS
+
+NAMES = [op.name for op in AUTO_OPS]
+
+
+def auto_op(images, name, magnitude):
+    """The auto-augment op `name` (a row of AUTO_OPS, geometric ones through the shared
+    affine warp) on every sample, with magnitude [B] per sample."""
+    op_index = torch.full((images.shape[0],), NAMES.index(name))
+    return auto_apply.apply_drawn_ops(images.clone(), op_index, magnitude, AUTO_OPS, "nearest",
+                                      None)
 
 
 def test_flips(images):
@@ -41,11 +52,11 @@ def test_affine(images, interpolation, fill, atol):
 def test_rotate(images):
     angle = torch.tensor([-30.0, -12.5, -1.0, 3.0, 7.7, 15.0, 29.0, 45.0], dtype=torch.float64)
     want = torch.stack([TF.rotate(img, float(a)) for img, a in zip(images, angle)])
-    assert torch.equal(geometry_ops.rotate(images, angle), want)
+    assert torch.equal(auto_op(images, "Rotate", angle), want)
 
 
 @pytest.mark.parametrize("axis", [0, 1])
-def test_shear_from_corner(images, axis):
+def test_shear_about_the_corner(images, axis):
     # RandAugment's ShearX/ShearY: affine about the top-left corner with atan(factor) degrees.
     factor = torch.linspace(-0.3, 0.3, images.shape[0], dtype=torch.float64)
     want = []
@@ -54,7 +65,7 @@ def test_shear_from_corner(images, axis):
         shear = [deg, 0.0] if axis == 0 else [0.0, deg]
         want.append(TF.affine(img, angle=0.0, translate=[0, 0], scale=1.0, shear=shear,
                               interpolation=InterpolationMode.NEAREST, center=[0, 0]))
-    assert torch.equal(geometry_ops.shear_from_corner(images, factor, axis), torch.stack(want))
+    assert torch.equal(auto_op(images, ("ShearX", "ShearY")[axis], factor), torch.stack(want))
 
 
 def test_translate(images):

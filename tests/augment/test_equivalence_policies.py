@@ -1,16 +1,18 @@
 """Auto-augment ops, colour jitter and MixUp/CutMix vs torchvision, with fixed parameters.
 
-Each of the 14 auto-augment ops runs on a batch with one signed magnitude per sample and
-is compared with torchvision's own op dispatcher (`_apply_image_or_video_transform`, the
-code RandAugment/TrivialAugmentWide/AugMix call) on each float image: exact for nearest
-warps and quantising ops, 1e-5 for blends and bilinear warps.
+Each auto-augment op (a row of auto_ops.AUTO_OPS) runs on a batch with one signed
+magnitude per sample, through the policies' own dispatch, and is compared with
+torchvision's own op dispatcher (`_apply_image_or_video_transform`, the code
+RandAugment/TrivialAugmentWide/AugMix call) on each float image: exact for nearest warps
+and quantising ops, 1e-5 for blends and bilinear warps.
 """
 import pytest
 import torch
 import torchvision.transforms.v2 as T
 import torchvision.transforms.v2.functional as TF
 
-from lowres.augment import policies
+from lowres.augment import auto_apply, auto_ops
+from lowres.augment.auto_ops import AUTO_OPS
 from lowres.augment.basic_ops import jitter
 from lowres.augment.mix import mix_batch
 
@@ -22,30 +24,41 @@ TV_POLICIES = {"randaugment": T.RandAugment, "trivialaugment": T.TrivialAugmentW
 def test_magnitude_tables_match_torchvision(policy):
     space = TV_POLICIES[policy]._AUGMENTATION_SPACE
     bins = 10 if policy == "augmix" else 31
+    ours = {op.name: op for op in auto_ops.ops_for(policy)}
+    assert set(ours) == set(space)  # the same ops (AugMix's in another order: no matter)
     for name, (fn, signed) in space.items():
         want = fn(bins, 24, 40)
-        got = policies.magnitude_table(policy, name, bins, 24, 40)
+        got = ours[name].magnitude_table(policy, bins, 24, 40)
         assert (want is None) == (got is None), name
         if want is not None:
             torch.testing.assert_close(got.float(), want.float(), atol=0, rtol=0)
-        assert (name in policies.SIGNED) == signed, name
+        assert ours[name].signed == signed, name
+
+
+def test_augmix_without_all_ops_matches_torchvision():
+    partial = auto_ops.ops_for("augmix", all_ops=False)
+    assert [op.name for op in partial] == list(T.AugMix._PARTIAL_AUGMENTATION_SPACE)
 
 
 @pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
-@pytest.mark.parametrize("name", policies.OP_NAMES)
-def test_auto_augment_op(images, name, interpolation):
-    table = policies.magnitude_table("randaugment", name, 31, 24, 24)
+@pytest.mark.parametrize("k", range(len(AUTO_OPS)), ids=[op.name for op in AUTO_OPS])
+def test_auto_augment_op(images, k, interpolation):
+    op = AUTO_OPS[k]
+    name = op.name
+    table = op.magnitude_table("randaugment", 31, 24, 24)
     if table is None:
         magnitude = torch.zeros(images.shape[0], dtype=torch.float64)
     else:
         magnitude = table[torch.tensor([0, 4, 9, 13, 18, 22, 27, 30])].double()
-        if name in policies.SIGNED:
+        if op.signed:
             magnitude = magnitude * torch.tensor([1, -1] * 4)
     tv = T.RandAugment(interpolation=interpolation)
     want = torch.stack([tv._apply_image_or_video_transform(
         img, name, float(m), interpolation=tv.interpolation, fill=tv._fill)
         for img, m in zip(images, magnitude)])
-    got = policies.apply_op(name, images, magnitude, interpolation, None)
+    op_index = torch.full((images.shape[0],), k)
+    got = auto_apply.apply_drawn_ops(images.clone(), op_index, magnitude, AUTO_OPS, interpolation,
+                                     None)
     exact = interpolation == "nearest" and name not in {"Brightness", "Color", "Contrast",
                                                         "Sharpness", "AutoContrast"}
     torch.testing.assert_close(got, want, atol=0 if exact else 1e-5, rtol=0)
@@ -103,19 +116,19 @@ def test_drawn_ops_in_one_batch(policy, interpolation):
     """The policy path: every sample its own op and signed magnitude in one call (the
     geometric ops share one warp there), against torchvision image by image."""
     g = torch.Generator().manual_seed(3)
-    names = policies.OP_NAMES
-    n = 2 * len(names)
+    ops = auto_ops.ops_for(policy)
+    n = 2 * len(ops)
     x = torch.randint(0, 256, (n, 3, 16, 16), generator=g, dtype=torch.uint8).float() / 255
-    op_index = torch.arange(n) % len(names)
+    op_index = torch.arange(n) % len(ops)
     bins = 10 if policy == "augmix" else 31
     bin_index = torch.randint(0, 3 if policy == "augmix" else bins, (n,), generator=g)
-    magnitude = policies.draw_magnitudes(g, policy, names, op_index, bin_index, bins, 16, 16)
-    got = policies.apply_drawn_ops(x.clone(), op_index, magnitude, names, interpolation, None)
+    magnitude = auto_apply.draw_magnitudes(g, policy, ops, op_index, bin_index, bins, 16, 16)
+    got = auto_apply.apply_drawn_ops(x.clone(), op_index, magnitude, ops, interpolation, None)
     tv = TV_POLICIES[policy](interpolation=interpolation)
     want = torch.stack([tv._apply_image_or_video_transform(
-        img, names[int(k)], float(m), interpolation=tv.interpolation, fill=tv._fill)
+        img, ops[int(k)].name, float(m), interpolation=tv.interpolation, fill=tv._fill)
         for img, k, m in zip(x, op_index, magnitude)])
     torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
     if interpolation == "nearest":
-        geometric = torch.isin(op_index, torch.tensor([1, 2, 3, 4, 5]))
+        geometric = torch.tensor([ops[int(k)].geometric for k in op_index])
         assert torch.equal(got[geometric], want[geometric])

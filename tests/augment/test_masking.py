@@ -10,7 +10,8 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from lowres.augment import base, build_pipeline, geometry_ops, policies, sampling
+from lowres.augment import auto_apply, base, build_pipeline, geometry_ops, sampling
+from lowres.augment.auto_ops import AUTO_OPS
 from lowres.augment.base import apply_grouped, apply_grouped_rounds, apply_masked, forced_masking
 
 MEAN, STD = [0.4, 0.5, 0.6], [0.2, 0.25, 0.3]
@@ -162,13 +163,13 @@ def test_grouped_rounds_match_one_round_at_a_time():
 
 
 def test_cached_geometric_sources_match_the_matrices():
-    names = policies.OP_NAMES
     g = torch.Generator().manual_seed(5)
-    op_index = torch.randint(1, 6, (50,), generator=g)  # the GEOMETRIC ops
+    op_index = torch.randint(1, 6, (50,), generator=g)  # the geometric ops
+    assert all(AUTO_OPS[k].geometric for k in range(1, 6))
     magnitude = torch.randn(50, generator=g, dtype=torch.float64).mul_(3.0).round_().mul_(0.1)
     for _ in range(2):  # computed, then from the cache
-        got = policies.geometric_sources(names, op_index, magnitude, 9, 7)
-        matrix = policies.geometric_matrices(names, op_index, magnitude, 9, 7)
+        got = auto_apply.geometric_sources(AUTO_OPS, op_index, magnitude, 9, 7)
+        matrix = auto_apply.geometric_matrices(AUTO_OPS, op_index, magnitude, 9, 7)
         assert torch.equal(got, geometry_ops._nearest_source(matrix, 9, 7))
 
 
@@ -180,15 +181,17 @@ def test_inplace_ops_give_the_same_numbers(channels):
     x = torch.rand(12, channels, 10, 11, generator=g)
     x[:, :, :2] = 0.7  # ties with a solarize threshold
     magnitude = torch.linspace(-0.9, 0.9, 12, dtype=torch.float64)
-    for name in policies.OP_NAMES[6:]:
+    for op in AUTO_OPS:
+        if op.pixels is None:
+            continue
         mag = {"Posterize": torch.arange(12, dtype=torch.float64) % 8 + 1,
-               "Solarize": torch.full((12,), 0.7, dtype=torch.float64)}.get(name, magnitude)
-        want = policies.apply_op(name, x, mag, "nearest", None)
+               "Solarize": torch.full((12,), 0.7, dtype=torch.float64)}.get(op.name, magnitude)
+        want = op.pixels(x, mag, False)
         target = x.clone()
-        got = policies.apply_op(name, target, mag, "nearest", None, inplace=True)
-        assert got.data_ptr() == target.data_ptr() and torch.equal(got, want), name
+        got = op.pixels(target, mag, True)
+        assert got.data_ptr() == target.data_ptr() and torch.equal(got, want), op.name
     op_index = torch.arange(12) % 5 + 1
-    source = policies.geometric_sources(policies.OP_NAMES, op_index, magnitude, 10, 11)
+    source = auto_apply.geometric_sources(AUTO_OPS, op_index, magnitude, 10, 11)
     want = geometry_ops.warp_nearest_from(x, source, (0.2,))
     target = x.clone()
     got = geometry_ops.warp_nearest_from(target, source, (0.2,), inplace=True)

@@ -23,19 +23,39 @@ class Context:
     num_classes: int = 0
 
 
+# Config name -> op class. Filled by defining the classes (Op.__init_subclass__): an op
+# needs no list to be kept by hand; the registry imports the modules that define them.
+OPS: dict[str, type[Op]] = {}
+
+
 class Op:
     """An image op: float images [B, C, H, W] in 0..1 -> augmented images, same shape.
 
     An op may overwrite the tensor it is given (the pipeline owns it: a fresh float copy
     of the input batch), which saves a full copy of the batch per op.
 
-    Subclasses set `name` (the config spelling) and `PARAMS`; the registry validates the
-    config values and passes them, normalised, as keyword arguments.
+    Subclasses set `name` (the config spelling) and `PARAMS`; a subclass that sets its own
+    `name` is registered in OPS as it is defined (bases without one are not). The registry
+    validates the config values and passes them, normalised, as keyword arguments.
     """
 
     name: ClassVar[str] = ""
     PARAMS: ClassVar[dict[str, Param]] = {}
     mixes: ClassVar[bool] = False  # True for ops that also turn labels into soft targets
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("name")
+        if not name:
+            return
+        known = OPS.get(name)
+        # The same class defined again (a reloaded module) replaces itself; a second op
+        # under one config name would make configs ambiguous.
+        if known is not None and (known.__module__, known.__qualname__) != (cls.__module__,
+                                                                           cls.__qualname__):
+            raise TypeError(f"augmentation op name {name!r} is taken by "
+                            f"{known.__module__}.{known.__qualname__}")
+        OPS[name] = cls
 
     def __init__(self, context: Context, **params: Any) -> None:
         self.context = context

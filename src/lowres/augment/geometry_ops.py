@@ -169,34 +169,6 @@ def affine(images: Tensor, angle: Tensor, translate: Tensor, scale: Tensor, shea
     return warp(images, matrix, interpolation, fill)
 
 
-def rotate(images: Tensor, angle: Tensor, interpolation: str = "nearest",
-           fill: Sequence[float] | None = None) -> Tensor:
-    """Counter-clockwise rotation about the centre by `angle` [B] degrees (no expand).
-
-    torchvision short-cuts multiples of 90 degrees with rot90; the warp gives the same
-    pixels there up to rounding of the sampling grid.
-    """
-    b = images.shape[0]
-    zeros = torch.zeros(b, 2, dtype=torch.float64, device=images.device)
-    ones = torch.ones(b, dtype=torch.float64, device=images.device)
-    return warp(images, inverse_affine_matrix(-angle, zeros, ones, zeros, zeros), interpolation, fill)
-
-
-def shear_from_corner(images: Tensor, factor: Tensor, axis: int, interpolation: str = "nearest",
-                      fill: Sequence[float] | None = None) -> Tensor:
-    """The auto-augment ShearX (axis 0) / ShearY (axis 1): x' = x + factor * y about the
-    top-left corner; torchvision passes the angle atan(factor) in degrees."""
-    b, _, h, w = images.shape
-    degrees = torch.rad2deg(torch.atan(factor.to(torch.float64)))
-    shear = torch.zeros(b, 2, dtype=torch.float64, device=images.device)
-    shear[:, axis] = degrees
-    zeros = torch.zeros(b, 2, dtype=torch.float64, device=images.device)
-    corner = constant((-w * 0.5, -h * 0.5), images.device, torch.float64).reshape(1, 2)
-    matrix = inverse_affine_matrix(zeros[:, 0], zeros, torch.ones_like(degrees), shear,
-                                   corner.expand(b, 2))
-    return warp(images, matrix, interpolation, fill)
-
-
 def translate(images: Tensor, shift: Tensor, interpolation: str = "nearest",
               fill: Sequence[float] | None = None) -> Tensor:
     """Shift every sample by shift [B, 2] = (dx, dy) pixels."""

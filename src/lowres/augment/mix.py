@@ -4,8 +4,6 @@ labels become soft targets [B, num_classes]. Lambda is drawn once per batch (tor
 or, with per_sample: true, once per sample."""
 from __future__ import annotations
 
-
-
 import torch
 from torch import Tensor
 
@@ -15,8 +13,10 @@ from lowres.checks import Param, boolean, fail, number, probability
 
 
 class MixOp(Op):
-    """A mix op: `mix(images, labels, generator) -> (images, soft targets)`."""
+    """A mix op: `mix(images, labels, generator) -> (images, soft targets)`. A sample is
+    CutMix rather than MixUp with probability `switch_prob` (a parameter or a constant)."""
     mixes = True
+    switch_prob: float
 
     def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
         raise TypeError(f"{self.name} needs labels: call mix(images, labels, generator)")
@@ -24,7 +24,8 @@ class MixOp(Op):
     def mix(self, images: Tensor, labels: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         b, _, h, w = images.shape
         n = b if self.per_sample else 1
-        use_cutmix = self._draw_kind(generator, n)
+        # Drawn even when switch_prob is 0 or 1: every mix op uses the same randomness.
+        use_cutmix = sampling.coin(generator, n, self.switch_prob)
         applied = sampling.coin(generator, n, self.p)
         mix_lam = sampling.beta(generator, n, self._alpha("mixup"))
         cut_lam = sampling.beta(generator, n, self._alpha("cutmix"))
@@ -46,9 +47,6 @@ class MixOp(Op):
         lam = torch.where(cut, box_lam, torch.where(mixup, mix_lam, torch.ones_like(mix_lam)))
         box = torch.stack([y1, torch.where(cut, y2, y1), x1, x2], 1)
         return mix_batch(images, labels, lam, mixup, box, self.context.num_classes)
-
-    def _draw_kind(self, generator: torch.Generator, n: int) -> Tensor:
-        raise NotImplementedError
 
     def _alpha(self, kind: str) -> float:
         raise NotImplementedError
@@ -86,23 +84,16 @@ class MixUp(MixOp):
     PARAMS = {"alpha": Param(1.0, _ALPHA, "Beta(alpha, alpha) for lambda"),
               "p": Param(1.0, probability, "probability of mixing"),
               "per_sample": _PER_SAMPLE}
-
-    def _draw_kind(self, generator, n):
-        return sampling.coin(generator, n, 0.0)
+    switch_prob = 0.0  # never CutMix
 
     def _alpha(self, kind):
         return self.alpha
 
 
-class CutMix(MixOp):
+class CutMix(MixUp):
+    """MixUp's parameters, always CutMix."""
     name = "cutmix"
-    PARAMS = dict(MixUp.PARAMS)
-
-    def _draw_kind(self, generator, n):
-        return sampling.coin(generator, n, 1.0)
-
-    def _alpha(self, kind):
-        return self.alpha
+    switch_prob = 1.0
 
 
 class MixUpCutMix(MixOp):
@@ -114,14 +105,8 @@ class MixUpCutMix(MixOp):
               "p": Param(1.0, probability, "probability of mixing"),
               "per_sample": _PER_SAMPLE}
 
-    def _draw_kind(self, generator, n):
-        return sampling.coin(generator, n, self.switch_prob)
-
     def _alpha(self, kind):
         return self.mixup_alpha if kind == "mixup" else self.cutmix_alpha
-
-
-MIX_OPS: tuple[type[Op], ...] = (MixUp, CutMix, MixUpCutMix)
 
 
 def check_num_classes(num_classes: int, key: str) -> None:

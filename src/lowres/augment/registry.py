@@ -3,17 +3,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from lowres.augment.base import Op
-from lowres.augment.basic_ops import (ColorJitter, Crop, Erasing, GaussianBlur, Grayscale,
-                                      HFlip, RandomChoice, Translate, VFlip)
-from lowres.augment.mix import MIX_OPS
+from lowres.augment import basic_ops, mix, policies
+from lowres.augment.base import OPS, Op
 from lowres.checks import fail
-from lowres.augment.policies import POLICY_OPS
 from lowres.errors import ConfigError, did_you_mean
 
-OPS: dict[str, type[Op]] = {cls.name: cls for cls in (
-    HFlip, VFlip, RandomChoice, Crop, Translate, Erasing, Grayscale, GaussianBlur, ColorJitter,
-    *POLICY_OPS, *MIX_OPS)}
+# The modules that define op classes: importing them registers their ops in OPS (see
+# Op.__init_subclass__). A new op in one of them needs nothing here; a new module does.
+OP_MODULES = (basic_ops, policies, mix)
 
 ParsedOp = tuple[type[Op], dict[str, Any]]
 

@@ -1,7 +1,7 @@
 import torch
 
 from lowres.augment import build_pipeline
-from lowres.augment.preview import save_preview_grid
+from lowres.augment_preview import save_preview_grid
 from lowres.config import SEED_STAGE2_AUGMENT
 
 
