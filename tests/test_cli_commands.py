@@ -41,11 +41,18 @@ def test_help_lists_export(capsys):
     assert "export" in capsys.readouterr().out
 
 
-def test_augment_preview_writes_a_png(tiny_data, tmp_path, capsys):
+def test_augment_preview_writes_a_png(tiny_data, tmp_path, capsys, monkeypatch):
+    import matplotlib.axes
+
+    shown = []
+    real = matplotlib.axes.Axes.set_title
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_title",
+                        lambda self, text, *a, **k: shown.append(text) or real(self, text, *a, **k))
     cfg = write_config(tmp_path / "c.yaml", tiny_data)
     out = tmp_path / "grid.png"
     assert main(["augment-preview", str(cfg), "--out", str(out), "--n", "3", "--draws", "2"]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert shown == ["original", "stage1 draw 1", "stage1 draw 2"]  # a title per column
     assert main(["augment-preview", str(cfg), "--stage", "4"]) == 2
 
 

@@ -43,6 +43,9 @@ def save_preview_grid(before: Tensor, afters: Sequence[Tensor], path: str | Path
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
+    if titles is not None and len(titles) != len(afters):
+        raise ValueError(f"{len(titles)} titles for {len(afters)} draws: the original's "
+                         f"column is titled already")
     columns = [_as_rgb_uint8(before)] + [_as_rgb_uint8(a) for a in afters]
     names = ["original"] + list(titles if titles is not None
                                 else [f"draw {i + 1}" for i in range(len(afters))])
@@ -78,6 +81,6 @@ def augment_preview(config_path: str, overrides: list[str], out: str | Path, sta
     afters = [pipeline.augment(images, labels, gen)[0] for _ in range(draws)]
     name = cfg.stages[stage].name or f"stage{stage + 1}"
     path = save_preview_grid(images, afters, Path(out),
-                             titles=["original"] + [f"{name} draw {i + 1}" for i in range(draws)])
+                             titles=[f"{name} draw {i + 1}" for i in range(draws)])
     print(f"lowres: wrote {path} ({n} images x {draws} draws of {name}'s pipeline)", file=log)
     return Path(path)
