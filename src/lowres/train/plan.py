@@ -7,9 +7,12 @@ shows the jump, one more epoch runs, then the stage ends.
 from __future__ import annotations
 
 from lowres.config import StageConfig
+from lowres.train.saved_fields import SavedFields
 
 
-class StopRule:
+class StopRule(SavedFields):
+    SAVED = ("lr_drops", "epochs_since_kth_drop", "best", "epochs_since_best")  # in checkpoints
+
     def __init__(self, stage: StageConfig):
         self.stage = stage
         self.lr_drops = 0
@@ -53,13 +56,3 @@ class StopRule:
         if rule.patience is not None:
             parts.append(f"{rule.patience} epochs without val improvement")
         return ", or ".join(parts)
-
-    def state_dict(self) -> dict:
-        return {"lr_drops": self.lr_drops, "epochs_since_kth_drop": self.epochs_since_kth_drop,
-                "best": self.best, "epochs_since_best": self.epochs_since_best}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.lr_drops = state["lr_drops"]
-        self.epochs_since_kth_drop = state["epochs_since_kth_drop"]
-        self.best = state["best"]
-        self.epochs_since_best = state["epochs_since_best"]

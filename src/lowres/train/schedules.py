@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from lowres.errors import ConfigError
+from lowres.train.saved_fields import SavedFields
 
 if TYPE_CHECKING:
     from lowres.config import SchedulerConfig
@@ -116,12 +117,14 @@ SCHEDULES: dict[str, Rule] = {
 }
 
 
-class Schedule:
+class Schedule(SavedFields):
     """The LR of one stage: `lr_at(step)` every step, `epoch_end(metrics)` once per epoch.
 
     `epoch_end` returns True when the LR dropped for the next epoch (plateau reductions and
     step/multistep decays); those drops feed the stop rules.
     """
+
+    SAVED = ("current", "best", "bad_epochs", "cooldown_left", "epochs_seen")  # in checkpoints
 
     def __init__(self, cfg: SchedulerConfig, base_lr: float, steps_per_epoch: int, epochs: int):
         if cfg.name not in SCHEDULES:
@@ -155,17 +158,6 @@ class Schedule:
             end = self.epochs_seen * self.spe
             return self.lr_at(end) < self.lr_at(end - 1) * (1 - 1e-9)
         return False
-
-    def state_dict(self) -> dict:
-        return {"current": self.current, "best": self.best, "bad_epochs": self.bad_epochs,
-                "cooldown_left": self.cooldown_left, "epochs_seen": self.epochs_seen}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.current = state["current"]
-        self.best = state["best"]
-        self.bad_epochs = state["bad_epochs"]
-        self.cooldown_left = state["cooldown_left"]
-        self.epochs_seen = state["epochs_seen"]
 
     def epoch_lrs(self) -> list[float]:
         """The LR at the start of every epoch, where knowable in advance (for --dry-run)."""
