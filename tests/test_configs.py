@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lowres.augment.registry import parse_spec
+from lowres.augment.spec import parse_spec
 from lowres.cli import main
 from lowres.config import Config, load, to_dict
 

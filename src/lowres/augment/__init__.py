@@ -5,7 +5,11 @@
 `validate_spec` checks a spec without building it. All randomness comes from the
 `torch.Generator` passed to each call.
 """
+# Importing the modules that define op classes registers their ops in OPS
+# (Op.__init_subclass__): a new op in one of them needs nothing else; a new module goes here.
+from lowres.augment import basic_ops, mix, policies  # noqa: F401 (imported to register ops)
+from lowres.augment.base import OPS
 from lowres.augment.pipeline import Pipeline, build_pipeline
-from lowres.augment.registry import OPS, validate_spec
+from lowres.augment.spec import validate_spec
 
 __all__ = ["OPS", "Pipeline", "build_pipeline", "validate_spec"]

@@ -24,7 +24,7 @@ class Context:
 
 
 # Config name -> op class. Filled by defining the classes (Op.__init_subclass__): an op
-# needs no list to be kept by hand; the registry imports the modules that define them.
+# needs no list to be kept by hand; the package's __init__ imports the modules that define them.
 OPS: dict[str, type[Op]] = {}
 
 
@@ -35,7 +35,7 @@ class Op:
     of the input batch), which saves a full copy of the batch per op.
 
     Subclasses set `name` (the config spelling) and `PARAMS`; a subclass that sets its own
-    `name` is registered in OPS as it is defined (bases without one are not). The registry
+    `name` is registered in OPS as it is defined (bases without one are not). spec.py
     validates the config values and passes them, normalised, as keyword arguments.
     """
 

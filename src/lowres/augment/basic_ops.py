@@ -11,6 +11,7 @@ from torch import Tensor
 
 from lowres.augment import color_ops, filter_ops, geometry_ops, sampling
 from lowres.augment.base import Op, apply_masked, combine, constant
+from lowres.augment.spec import parse_op
 from lowres.checks import (Param, choice, colour, fail, interval, number, odd_size,
                                    optional, padding4, probability, size_pair)
 
@@ -38,11 +39,9 @@ class VFlip(_Flip):
 
 
 def _check_sub_ops(key: str, value: Any) -> list:
-    # Sub-ops are parsed by the registry, which knows every op (imported late: no cycle).
-    from lowres.augment import registry  # noqa: PLC0415
     if not isinstance(value, list) or not value:
         raise fail(key, f"expected a non-empty list of ops, got {value!r}")
-    return [registry.parse_op(item, f"{key}.{i}", inside_choice=True) for i, item in enumerate(value)]
+    return [parse_op(item, f"{key}.{i}", inside_choice=True) for i, item in enumerate(value)]
 
 
 def _check_weights(key: str, value: Any) -> tuple[float, ...]:
@@ -73,7 +72,7 @@ class RandomChoice(Op):
 
     def __init__(self, context, **params: Any) -> None:
         super().__init__(context, **params)
-        # The registry hands over (class, params) pairs; build the sub-ops now.
+        # The spec check hands over (class, params) pairs; build the sub-ops now.
         self.ops = [cls(context, **sub) for cls, sub in params["ops"]]
         self.params = dict(params, ops=self.ops)
 

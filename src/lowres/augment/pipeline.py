@@ -11,7 +11,7 @@ from torch import Tensor
 from lowres.augment.base import Context, Op, constant
 from lowres.augment.cpu_memory import retain_freed_memory
 from lowres.augment.mix import MixOp, check_num_classes
-from lowres.augment.registry import parse_spec
+from lowres.augment.spec import parse_spec
 from lowres.errors import first_line
 
 

@@ -1,16 +1,13 @@
-"""Op names -> op classes, and validation of augmentation specs from the config."""
+"""Validation of augmentation specs from the config: each `{op: name, ...}` entry against
+its op class's declared `PARAMS` (op classes register themselves in `base.OPS` as they are
+defined; the package's __init__ imports the modules that define them)."""
 from __future__ import annotations
 
 from typing import Any
 
-from lowres.augment import basic_ops, mix, policies
 from lowres.augment.base import OPS, Op
 from lowres.checks import fail
 from lowres.errors import ConfigError, did_you_mean
-
-# The modules that define op classes: importing them registers their ops in OPS (see
-# Op.__init_subclass__). A new op in one of them needs nothing here; a new module does.
-OP_MODULES = (basic_ops, policies, mix)
 
 ParsedOp = tuple[type[Op], dict[str, Any]]
 
