@@ -65,7 +65,7 @@ def main() -> int:
     data = ensure_tiny40(args.data)
     final = config_mod.to_dict(config_mod.load(ROOT / "configs" / "seed" / "final.yaml",
                                                [f"data.root={data}"]))
-    import torch  # noqa: PLC0415
+    import torch
 
     cuda = args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available())
     steps = args.steps if args.steps is not None else (0 if cuda else 4)

@@ -27,16 +27,16 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from lowres.augment import build_pipeline  # noqa: E402
+from lowres.augment import build_pipeline
 from lowres.config import SEED_STAGE2_AUGMENT, ModelConfig, OptimizerConfig, SchedulerConfig, \
-    TrainConfig, DataConfig  # noqa: E402
-from lowres.data.cache import decode_images  # noqa: E402
-from lowres.data.loader import EpochLoader  # noqa: E402
-from lowres.models import build_model  # noqa: E402
-from lowres.train.device import resolve  # noqa: E402
-from lowres.train.engine import Engine  # noqa: E402
-from lowres.train.optim import build_optimizer  # noqa: E402
-from lowres.train.schedules import Schedule  # noqa: E402
+    TrainConfig, DataConfig
+from lowres.data.cache import decode_images
+from lowres.data.loader import EpochLoader
+from lowres.models import build_model
+from lowres.train.device import resolve
+from lowres.train.engine import Engine
+from lowres.train.optim import build_optimizer
+from lowres.train.schedules import Schedule
 
 CLASSES = 200
 

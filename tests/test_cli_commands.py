@@ -71,8 +71,8 @@ def test_runs_and_compare(tiny_data, tmp_path, capsys):
     md = (out / "comparison.md").read_text()
     assert "model.dropout" in md and (out / "report.html").exists()
     # Same seed and data: the same val split, so the runs are paired image by image.
-    from lowres.intervals import paired_test  # noqa: PLC0415
-    from lowres.track.outcomes import read_val_outcomes  # noqa: PLC0415
+    from lowres.intervals import paired_test
+    from lowres.track.outcomes import read_val_outcomes
 
     a, b = (read_val_outcomes(tmp_path / "runs" / n) for n in ("a", "b"))
     assert a.split == b.split and a.images == b.images > 0

@@ -27,7 +27,7 @@ RunLike = "str | Path | TrainedRun"
 
 def _pandas():
     try:
-        import pandas  # noqa: PLC0415
+        import pandas
     except ImportError:
         raise LowresError("DataFrames need pandas: pip install 'lowres[notebook]'") from None
     return pandas
@@ -49,7 +49,7 @@ class TrainedRun:
         return f"TrainedRun('{self.dir}', {self.state}{acc})"
 
     def _data(self):
-        from lowres.track.rundata import load_run as read_run_dir  # noqa: PLC0415
+        from lowres.track.rundata import load_run as read_run_dir
 
         return read_run_dir(self.dir)
 
@@ -62,7 +62,7 @@ class TrainedRun:
 
     @property
     def events(self) -> list[dict[str, Any]]:
-        from lowres.track.runlog import read_events  # noqa: PLC0415
+        from lowres.track.runlog import read_events
 
         return read_events(self.dir)
 
@@ -72,7 +72,7 @@ class TrainedRun:
 
     @property
     def status(self) -> dict[str, Any]:
-        from lowres.track.runlog import read_status  # noqa: PLC0415
+        from lowres.track.runlog import read_status
 
         return read_status(self.dir)
 
@@ -89,21 +89,21 @@ class TrainedRun:
     def model(self, checkpoint: str = "best"):
         """The trained network, eval mode on the CPU, ready for inference: uint8 images
         [N, C, H, W] in, class probabilities out (normalisation inside); `.class_names`."""
-        from lowres.inference import load_probability_model  # noqa: PLC0415
+        from lowres.inference import load_probability_model
 
         return load_probability_model(self.dir, checkpoint)[0]
 
     def plot(self):
         """Loss, accuracy and learning-rate curves in one matplotlib Figure; shown inline in
         Jupyter."""
-        from lowres.progress import in_notebook  # noqa: PLC0415
-        from lowres.track.plots import curves_figure  # noqa: PLC0415
+        from lowres.progress import in_notebook
+        from lowres.track.plots import curves_figure
 
         fig = curves_figure(self._data())
         if in_notebook():
-            import io  # noqa: PLC0415
+            import io
 
-            from IPython.display import Image, display  # noqa: PLC0415
+            from IPython.display import Image, display
 
             buf = io.BytesIO()
             fig.savefig(buf, format="png")
@@ -131,7 +131,7 @@ def _run_dir(run) -> Path:
 def _duration(value: float | str | None) -> float | None:
     if value is None or isinstance(value, (int, float)):
         return value
-    from lowres.durations import parse_duration  # noqa: PLC0415
+    from lowres.durations import parse_duration
 
     return parse_duration(value)
 
@@ -142,8 +142,8 @@ def train(config: str | Path | dict, *overrides: str, run_dir: str | Path | None
     """`lowres train CONFIG key=value ...`: `config` is a YAML path or a dict of the same
     keys; `time_limit` is seconds or a duration such as '11h30m'. Returns the run (None for
     a dry run). An interrupted run returns stopped and resumable with `lowres.resume`."""
-    from lowres import config as config_mod  # noqa: PLC0415
-    from lowres.train import loop  # noqa: PLC0415
+    from lowres import config as config_mod
+    from lowres.train import loop
 
     overrides = [str(o) for o in overrides]
     with tempfile.TemporaryDirectory(prefix="lowres-config-") as tmp:
@@ -161,7 +161,7 @@ def train(config: str | Path | dict, *overrides: str, run_dir: str | Path | None
 def resume(run_dir: str | Path | TrainedRun, *overrides: str, time_limit: float | str | None = None,
            pause_after: int | None = None) -> TrainedRun:
     """`lowres train --resume RUN_DIR key=value ...`: continue exactly where it stopped."""
-    from lowres.train import loop  # noqa: PLC0415
+    from lowres.train import loop
 
     run_dir = _run_dir(run_dir)
     return _train_guarded(lambda: loop.train(
@@ -192,7 +192,7 @@ def predict(runs: RunLike | Iterable[RunLike], data: str | Path, tta: str = "non
     """`lowres predict RUN ... --data DATA`: the submission (Id, Category) as a pandas
     DataFrame, in file-name order; also written as CSV when `out` is given. Several runs
     form an ensemble."""
-    from lowres.predict import submission_rows, write_submission  # noqa: PLC0415
+    from lowres.predict import submission_rows, write_submission
 
     pd = _pandas()
     if isinstance(runs, (str, Path, TrainedRun)):
@@ -209,14 +209,14 @@ def evaluate(run: RunLike, data: str | Path | None = None, tta: str = "none",
              checkpoint: str = "best", device: str = "auto", out_dir: str | Path | None = None) -> dict:
     """`lowres evaluate RUN [--data DIR]`: accuracy, per-class accuracy, confusion matrix
     (written to RUN/evaluation/); returns the evaluation as a dict."""
-    from lowres.predict import evaluate as evaluate_run  # noqa: PLC0415
+    from lowres.predict import evaluate as evaluate_run
 
     return evaluate_run(_run_dir(run), data, which=checkpoint, tta=tta, device=device, out_dir=out_dir)
 
 
 def models(size: int = 40, num_classes: int = 200, timm: str | None = None):
     """`lowres models [--timm PATTERN]` as a DataFrame."""
-    from lowres.models.zoo import describe_models, describe_timm  # noqa: PLC0415
+    from lowres.models.zoo import describe_models, describe_timm
 
     rows = list(describe_timm(timm, size, num_classes)) if timm else describe_models(size, num_classes)
     return _pandas().DataFrame(rows)

@@ -39,9 +39,9 @@ def save_preview_grid(before: Tensor, afters: Sequence[Tensor], path: str | Path
     """Write the grid to `path` (PNG). `before`: uint8 [N, C, H, W]; `afters`: float 0..1
     tensors of the same shape, one per augmented draw; `titles` label the columns after
     'original'. Returns the path."""
-    import matplotlib  # noqa: PLC0415 (plotting is only needed here)
+    import matplotlib  # plotting is only needed here
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     if titles is not None and len(titles) != len(afters):
         raise ValueError(f"{len(titles)} titles for {len(afters)} draws: the original's "

@@ -26,22 +26,22 @@ docs: README.md, ARCHITECTURE.md, configs/README.md"""
 
 
 def _cmd_demo(args) -> int:
-    from lowres.demo import run_demo  # noqa: PLC0415
+    from lowres.demo import run_demo
 
     run_demo(args.out)
     return 0
 
 
 def _cmd_stats(args) -> int:
-    from lowres.stats import dataset_stats, print_stats  # noqa: PLC0415
+    from lowres.stats import dataset_stats, print_stats
 
     print_stats(dataset_stats(args.data, args.cache_dir))
     return 0
 
 
 def _cmd_train(args) -> int:
-    from lowres.durations import parse_duration  # noqa: PLC0415
-    from lowres.train.loop import train  # noqa: PLC0415
+    from lowres.durations import parse_duration
+    from lowres.train.loop import train
 
     config, overrides = args.config, list(args.overrides)
     if config is not None and "=" in config and not Path(config).exists():
@@ -59,7 +59,7 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from lowres.predict import predict  # noqa: PLC0415
+    from lowres.predict import predict
 
     predict(args.runs, args.data, tta=args.tta, out=args.out, which=args.checkpoint,
             device=args.device, cache_dir=args.cache_dir)
@@ -67,7 +67,7 @@ def _cmd_predict(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    from lowres.predict import evaluate  # noqa: PLC0415
+    from lowres.predict import evaluate
 
     evaluate(args.run, args.data, which=args.checkpoint, tta=args.tta, device=args.device,
              out_dir=args.out)
@@ -75,14 +75,14 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_export(args) -> int:
-    from lowres.export import export  # noqa: PLC0415
+    from lowres.export import export
 
     export(args.run, args.format, which=args.checkpoint, out=args.out)
     return 0
 
 
 def _cmd_models(args) -> int:
-    from lowres.models import describe_models  # noqa: PLC0415
+    from lowres.models import describe_models
 
     if args.timm is not None:
         return _list_timm_models(args)
@@ -95,13 +95,13 @@ def _cmd_models(args) -> int:
 
 
 def _list_timm_models(args) -> int:
-    from lowres.checks import one_of  # noqa: PLC0415
-    from lowres.models.zoo import describe_timm  # noqa: PLC0415
+    from lowres.checks import one_of
+    from lowres.models.zoo import describe_timm
 
     one_of("lowres.models.stems:STEMS")("model.stem", args.stem)  # --stem: model.stem's names
 
     if args.data:  # the dataset's own image size (decoded once into the cache, as for training)
-        from lowres.stats import dataset_stats  # noqa: PLC0415
+        from lowres.stats import dataset_stats
 
         args.size = dataset_stats(args.data)["image_size"][1]
 
@@ -121,7 +121,7 @@ def _list_timm_models(args) -> int:
 
 
 def _cmd_runs(args) -> int:
-    from lowres.track.runs import format_runs_table, list_runs  # noqa: PLC0415
+    from lowres.track.runs import format_runs_table, list_runs
 
     rows = list_runs(args.dir)
     if not rows:
@@ -132,7 +132,7 @@ def _cmd_runs(args) -> int:
 
 
 def _cmd_compare(args) -> int:
-    from lowres.track.compare import compare_runs  # noqa: PLC0415
+    from lowres.track.compare import compare_runs
 
     out = compare_runs(args.runs, args.out, group_seeds=args.group_seeds)
     print(f"lowres: comparison written to {out}")
@@ -140,8 +140,8 @@ def _cmd_compare(args) -> int:
 
 
 def _cmd_sweep(args) -> int:
-    from lowres.sweep import run_sweep  # noqa: PLC0415
-    from lowres.train.loop import train  # noqa: PLC0415
+    from lowres.sweep import run_sweep
+    from lowres.train.loop import train
 
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
 
@@ -161,14 +161,14 @@ def _cmd_sweep(args) -> int:
 
 
 def _cmd_options(args) -> int:
-    from lowres.config_options import option_lines  # noqa: PLC0415
+    from lowres.config_options import option_lines
 
     print("\n".join(option_lines(args.section)))
     return 0
 
 
 def _cmd_augment_preview(args) -> int:
-    from lowres.augment_preview import augment_preview  # noqa: PLC0415
+    from lowres.augment_preview import augment_preview
 
     augment_preview(args.config, args.overrides, args.out, stage=args.stage, n=args.n,
                     draws=args.draws)

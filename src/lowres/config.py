@@ -267,7 +267,7 @@ def validate(cfg: Config, require_root: bool = True) -> None:
                                   f"decay_norm_and_bias must match stages.{i - 1}")
         # The augment package knows every op and its parameters; it needs torch, so it is
         # imported only when a config is checked.
-        from lowres.augment import validate_spec  # noqa: PLC0415
+        from lowres.augment import validate_spec
 
         validate_spec(stage.augment, where=f"{at}.augment")
 
@@ -277,6 +277,6 @@ def load(path: str | Path, overrides: list[str] = (), require_root: bool = True)
 
 
 def save(cfg: Config, path: str | Path) -> None:
-    from lowres.disk import replace_text  # noqa: PLC0415
+    from lowres.disk import replace_text
 
     replace_text(Path(path), yaml.safe_dump(to_dict(cfg), sort_keys=False))  # a kill: old or new

@@ -27,10 +27,10 @@ def summarize(labels: np.ndarray, predicted: np.ndarray, class_names: list[str])
 def write_confusion_plot(labels: np.ndarray, predicted: np.ndarray, class_names: list[str],
                          path: str | Path) -> Path:
     """Row-normalised confusion matrix (true class down, predicted across)."""
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     counts = confusion_matrix(labels, predicted, len(class_names)).astype(np.float64)
     rows = counts.sum(axis=1, keepdims=True)

@@ -22,7 +22,7 @@ from lowres.train.loop import train
 
 
 def demo_config(data_root: Path, epochs: tuple[int, int, int] = (16, 8, 1)) -> dict:
-    from lowres.config import SEED_STAGE1_AUGMENT, SEED_STAGE2_AUGMENT  # noqa: PLC0415
+    from lowres.config import SEED_STAGE1_AUGMENT, SEED_STAGE2_AUGMENT
 
     cosine = {"name": "cosine", "warmup_epochs": 1}
     return {

@@ -66,8 +66,8 @@ def _export_torchscript(model: torch.nn.Module, example: torch.Tensor, path: Pat
 
 def _export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
     try:
-        import onnx  # noqa: F401, PLC0415
-        import onnxscript  # noqa: F401, PLC0415
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401
     except ImportError:
         raise LowresError("ONNX export needs onnx and onnxscript: pip install 'lowres[export]'") from None
     batch = torch.export.Dim("batch", min=1)

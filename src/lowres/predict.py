@@ -153,7 +153,7 @@ def evaluate(run_dir: str | Path, data: str | Path | None = None, which: str = "
         labels, source = np.asarray(split.labels), str(data)
     probs = probabilities(loaded, images, tta)
     predicted = probs.argmax(dim=1).numpy()
-    from lowres.confusion import summarize, write_confusion_plot  # noqa: PLC0415
+    from lowres.confusion import summarize, write_confusion_plot
 
     result = summarize(labels, predicted, loaded.class_names)
     result.update(source=source, images=int(len(labels)), tta=tta, checkpoint=which,
@@ -161,7 +161,7 @@ def evaluate(run_dir: str | Path, data: str | Path | None = None, which: str = "
     out_dir = Path(out_dir) if out_dir else Path(run_dir) / "evaluation"
     out_dir.mkdir(parents=True, exist_ok=True)
     plot = write_confusion_plot(labels, predicted, loaded.class_names, out_dir / "confusion.png")
-    import json  # noqa: PLC0415
+    import json
 
     replace_text(out_dir / "evaluation.json", json.dumps(result, indent=1) + "\n")
     low, high = wilson_interval(int(round(result["accuracy"] * len(labels))), len(labels))

@@ -36,9 +36,9 @@ def _tqdm():
     # tqdm.auto draws a widget in Jupyter (when ipywidgets is installed) and falls back on
     # text elsewhere; terminal control codes would print as garbage in a notebook cell.
     if in_notebook():
-        from tqdm.auto import tqdm  # noqa: PLC0415
+        from tqdm.auto import tqdm
     else:
-        from tqdm import tqdm  # noqa: PLC0415
+        from tqdm import tqdm
     return tqdm
 
 

@@ -220,7 +220,7 @@ def _say(text: str) -> None:
 
 
 def _check_point(base_config_path: Path, point: SweepPoint, overrides: list[str]) -> None:
-    from lowres import config as config_mod  # noqa: PLC0415 (config imports nothing from here)
+    from lowres import config as config_mod  # config imports nothing from here
 
     try:
         config_mod.load(base_config_path, overrides, require_root=False)
@@ -273,7 +273,7 @@ def run_sweep(base_config_path: str | Path, grid: Sequence[str], seeds: Sequence
     is compared. Otherwise the runs are compared into sweep_dir/comparison/ (grouped by seed
     when seeds are given), and a LowresError names the points that failed, if any.
     """
-    from lowres.track.compare import compare_runs  # noqa: PLC0415
+    from lowres.track.compare import compare_runs
 
     base_config_path = Path(base_config_path)
     sweep_dir = Path(sweep_dir)

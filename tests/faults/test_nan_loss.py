@@ -111,7 +111,7 @@ def test_a_skipped_step_leaves_weights_statistics_and_optimizer_state_as_they_we
 
 def test_skip_step_mode_never_waits_for_the_device(tiny_data, tmp_path, monkeypatch):
     """The undo of a bad step is torch.where over every tensor: no host read."""
-    from lowres.train.sync_check import SyncDetector  # noqa: PLC0415
+    from lowres.train.sync_check import SyncDetector
 
     cfg = load(write_config(tmp_path / "c.yaml", tiny_data, stages=[{"epochs": 1, "augment": []}],
                             train={"on_nan": "skip_step", "ema": 0.9}))

@@ -81,15 +81,15 @@ def test_runs_never_shows_a_dead_run_as_running(tiny_data, tmp_path):
 def test_a_sweep_skips_a_point_another_process_is_training(tmp_path, capsys):
     """A second sweep process (or a hand-started trainer) holds one point's lock: this
     sweep leaves that point alone, neither training it nor setting its directory aside."""
-    import sys as _sys  # noqa: PLC0415
-    from pathlib import Path  # noqa: PLC0415
+    import sys as _sys
+    from pathlib import Path
 
-    import yaml  # noqa: PLC0415
+    import yaml
 
     _sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "track"))
-    from track_fakes import BASE_CONFIG, make_run  # noqa: PLC0415
+    from track_fakes import BASE_CONFIG, make_run
 
-    from lowres.sweep import run_sweep  # noqa: PLC0415
+    from lowres.sweep import run_sweep
 
     base = tmp_path / "base.yaml"
     base.write_text(yaml.safe_dump(BASE_CONFIG, sort_keys=False))

@@ -76,7 +76,7 @@ def read_dataset(root: str | Path, image_column: str | None = None,
         return _read_competition(root)
     if (root / "train").is_dir() and not (root / "dataset_dict.json").is_file():
         return _read_folders(root)
-    from lowres.data.tables import is_table_dataset  # noqa: PLC0415
+    from lowres.data.tables import is_table_dataset
 
     if is_table_dataset(root):
         return _read_tables(root, image_column, label_column)
@@ -94,7 +94,7 @@ def read_labelled_folder(path: str | Path, class_names: list[str], image_column:
     if not path.is_dir():
         raise DataError(f"labelled data not found: {path} (pass a dataset directory or a "
                         f"folder of <class>/ sub-folders)")
-    from lowres.data.tables import is_table_dataset  # noqa: PLC0415
+    from lowres.data.tables import is_table_dataset
 
     if (path / "labels.csv").exists() or (path / "train").is_dir() or is_table_dataset(path):
         index = read_dataset(path, image_column, label_column)
@@ -261,7 +261,7 @@ def _read_class_dirs(directory: Path, allow_empty_class: bool = False) -> tuple[
 
 
 def _read_tables(root: Path, image_column: str | None, label_column: str | None) -> DatasetIndex:
-    from lowres.data.tables import read_table_splits  # noqa: PLC0415
+    from lowres.data.tables import read_table_splits
 
     splits = read_table_splits(root, image_column, label_column)
     train = splits["train"]

@@ -35,8 +35,8 @@ SPLITS = {"train": "train", "validation": "val", "valid": "val", "val": "val", "
 
 def _pyarrow():
     try:
-        import pyarrow  # noqa: PLC0415
-        import pyarrow.parquet  # noqa: F401, PLC0415
+        import pyarrow
+        import pyarrow.parquet
     except ImportError:
         raise LowresError("Hugging Face datasets and parquet files need pyarrow: "
                           "pip install 'lowres[hf]'") from None

@@ -37,7 +37,7 @@ _POOLS = (nn.MaxPool2d, nn.AvgPool2d)
 
 def import_timm():
     try:
-        import timm  # noqa: PLC0415
+        import timm
     except ImportError:
         raise LowresError("timm models need the timm package: pip install 'lowres[timm]'") from None
     return timm
@@ -49,7 +49,7 @@ def check_name(name: str) -> None:
     known = timm.list_models()
     if name in known:
         return
-    import difflib  # noqa: PLC0415
+    import difflib
 
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
     hint = (f" (did you mean {', '.join(PREFIX + c for c in close)}?)" if close

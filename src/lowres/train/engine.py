@@ -81,7 +81,7 @@ class Engine:
         self.ema = EMA(self.module, ema_decay) if ema_decay > 0 else None
         self.train_model: torch.nn.Module = self.module
         if distributed:
-            from torch.nn.parallel import DistributedDataParallel  # noqa: PLC0415
+            from torch.nn.parallel import DistributedDataParallel
 
             ids = [policy.device.index] if policy.device.type == "cuda" else None
             self.train_model = DistributedDataParallel(self.module, device_ids=ids)
@@ -113,7 +113,7 @@ class Engine:
             raise LowresError(
                 f"out of memory on {self.policy.device} at {x.shape[0]} images per step: lower "
                 f"train.batch_size (or use train.precision=bf16)") from None
-        except Exception as exc:  # noqa: BLE001 (any compile failure; eager decides below)
+        except Exception as exc:  # any compile failure (it is re-raised unless eager succeeds)
             if not self.compiled:
                 raise
             optimizer.zero_grad(set_to_none=True)

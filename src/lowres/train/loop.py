@@ -78,7 +78,7 @@ def train(config_path: str | Path | None, overrides: list[str] = (), run_dir: st
             check_new_run_dir(run_dir, lock_is_ours=True)
         run = Run(cfg, run_dir, data, policy, dist) if not dry_run else None
         if dry_run:
-            from lowres.train.dry_run import dry_run as do_dry_run  # noqa: PLC0415
+            from lowres.train.dry_run import dry_run as do_dry_run
 
             do_dry_run(cfg, data, policy, run_dir, out)
             return None

@@ -151,8 +151,8 @@ class Run:
 
     def _write_reports(self) -> None:
         try:
-            from lowres.track.plots import write_run_plots  # noqa: PLC0415 (matplotlib: lazily)
-            from lowres.track.report import write_run_report  # noqa: PLC0415
+            from lowres.track.plots import write_run_plots  # matplotlib: lazily
+            from lowres.track.report import write_run_report
 
             if self.cfg.track.plots:
                 write_run_plots(self.log.dir)
