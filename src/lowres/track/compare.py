@@ -7,7 +7,7 @@ Writes into out_dir:
                     config keys, paired tests, seed groups (when asked)
   report.html       the same sections, self-contained (images embedded)
 
-Each section is built once (`Section`) and rendered twice: to Markdown here, to HTML by
+Each section is built once (`Section`) and rendered twice, by templates/comparison.md and
 templates/comparison.html.
 
 Paired tests (track/paired.py): runs scored on the same val images are compared with
@@ -130,28 +130,6 @@ class Section:
     bullets: list[str] = field(default_factory=list)
 
 
-def _md_cell(value: Any) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def to_markdown(title: str, sections: Sequence[Section], images: Sequence[Path]) -> str:
-    md = [f"# {title}", "", f"written {now_iso()}", ""]
-    for s in sections:
-        md += [f"## {s.heading}", ""] + ([s.note, ""] if s.note else [])
-        if s.header:
-            md.append("| " + " | ".join(_md_cell(h) for h in s.header) + " |")
-            md.append("|" + "|".join("---" for _ in s.header) + "|")
-            md += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in s.rows]
-            md.append("")
-        elif s.empty:
-            md += [s.empty, ""]
-        if s.bullets:
-            md += [f"- {b}" for b in s.bullets] + [""]
-    if images:
-        md += ["## Curves", ""] + [f"![{p.stem}]({p.name})" for p in images] + [""]
-    return "\n".join(md)
-
-
 def _results(runs: Sequence[RunData], labels: Sequence[str]) -> Section:
     header = ["run", "best.pt val (95%)", "epoch of best.pt", "final val (95%)", "epochs",
               "wall time", "images/s", "status", "val images"]
@@ -267,9 +245,12 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, group_seed
         if img is not None:
             images.append(img)
     title = f"Comparison of {len(runs)} runs"
-    replace_text(out_dir / "comparison.md", to_markdown(title, sections, images))
+    written = now_iso()
+    markdown = render("comparison.md", title=title, written=written, sections=sections,
+                      images=images)
+    replace_text(out_dir / "comparison.md", markdown.rstrip("\n") + "\n")
     path = out_dir / "report.html"
-    replace_text(path, render("comparison.html", title=title, written=now_iso(),
+    replace_text(path, render("comparison.html", title=title, written=written,
                               sections=sections, imgs=embedded_images(images),
                               caption=BAND_CAPTION if group_seeds else CURVES_CAPTION))
     return path

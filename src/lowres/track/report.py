@@ -32,11 +32,14 @@ STATE_CLASSES = {"running": "running", "finished": "finished",
 
 _templates = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
-    autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined,
+    trim_blocks=True, lstrip_blocks=True)
+# A Markdown table cell: a "|" would end the cell, a newline the row.
+_templates.filters["cell"] = lambda v: str(v).replace("|", "\\|").replace("\n", " ")
 
 
 def render(template: str, **values: Any) -> str:
-    """A page from templates/ (values autoescaped)."""
+    """A page from templates/ (values autoescaped in .html templates)."""
     return _templates.get_template(template).render(**values)
 
 
