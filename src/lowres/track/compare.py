@@ -29,8 +29,8 @@ from lowres.disk import replace_text
 from lowres.durations import format_duration
 from lowres.errors import LowresError
 from lowres.intervals import fmt_interval_pct, mean_interval
-from lowres.track.configdiff import (differing_keys, flatten_config, group_diff, group_names,
-                                     seed_groups, value_text)
+from lowres.track.configdiff import (differing_keys, flatten_config, group_names, seed_groups,
+                                     value_text)
 from lowres.track.overlay import overlay_plot
 from lowres.track.paired import HEADER as PAIRED_HEADER
 from lowres.track.paired import RULE as PAIRED_RULE
@@ -144,23 +144,22 @@ def _results(runs: Sequence[RunData], labels: Sequence[str]) -> Section:
     return Section("Results", RESULTS_NOTE, header, rows)
 
 
-def _config_diff(configs: Sequence[dict], labels: Sequence[str],
-                 ignore_keys: Sequence[str]) -> Section:
-    """One column per run, or (many runs) one row per run."""
+def _config_diff(configs: Sequence[dict], columns: Sequence[str], ignore_keys: Sequence[str],
+                 seeds: Sequence[str] = ()) -> Section:
+    """One column per config (a run, or a seed group with its seeds in a last row); more
+    than WIDE_RUNS runs get one row per run instead."""
     keys = differing_keys(configs, ignore=ignore_keys)
     flats = [flatten_config(c) for c in configs]
-    header = ["config key"] + list(labels)
+    header = ["config key", *columns]
     rows = [[key] + [value_text(flat, key) for flat in flats] for key in keys]
-    if len(configs) > WIDE_RUNS and keys:
-        header = ["run"] + keys
+    if seeds:
+        rows.append(["seed", *seeds])
+    elif len(configs) > WIDE_RUNS and keys:
+        header = ["run", *keys]
         rows = [[label] + [value_text(flat, key) for key in keys]
-                for label, flat in zip(labels, flats)]
-    return _diff_section(header if keys else None, rows, ignore_keys)
-
-
-def _diff_section(header, rows, ignore_keys: Sequence[str]) -> Section:
+                for label, flat in zip(columns, flats)]
     ignoring = f" (ignoring {', '.join(ignore_keys)})" if ignore_keys else ""
-    return Section("Config keys that differ", header=header, rows=rows,
+    return Section("Config keys that differ", header=header if rows else None, rows=rows,
                    empty=f"none: the configs do not differ{ignoring}")
 
 
@@ -227,8 +226,13 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, group_seed
         names = group_names(configs, groups)
         curves = [(f"{n} ({len(g)} run{'s' if len(g) != 1 else ''})", [runs[i] for i in g])
                   for n, g in zip(names, groups)]
-        header, rows = group_diff(configs, groups, names, ignore_keys)
-        sections.append(_diff_section(header, rows, ignore_keys))
+        # The config diff has a column per group, not per run; long names would widen
+        # every column.
+        columns = names if all(len(n) <= 40 for n in names) else [
+            f"group {i + 1}" for i in range(len(groups))]
+        seeds = [", ".join(str(configs[i].get("seed", "?")) for i in g) for g in groups]
+        sections.append(_config_diff([configs[g[0]] for g in groups], columns,
+                                     (*ignore_keys, "seed"), seeds))
         sections += _seed_sections(runs, paths, groups, names)
     else:
         curves = [(label, [run]) for label, run in zip(labels, runs)]
@@ -237,11 +241,9 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, group_seed
         sections.append(Section("Paired tests (same val images)", PAIRED_RULE,
                                 PAIRED_HEADER if pair_rows else None, pair_rows,
                                 empty="no two runs share a val split", bullets=pair_notes))
-    coloured = [(label, color, members)
-                for (label, members), color in zip(curves, _colors(len(curves)))]
     images = []
     for kind in ("loss", "accuracy", "lr"):
-        img = overlay_plot(coloured, kind, out_dir / f"compare_{kind}.png", group_seeds)
+        img = overlay_plot(curves, kind, out_dir / f"compare_{kind}.png", group_seeds)
         if img is not None:
             images.append(img)
     title = f"Comparison of {len(runs)} runs"
@@ -254,10 +256,3 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, group_seed
                               sections=sections, imgs=embedded_images(images),
                               caption=BAND_CAPTION if group_seeds else CURVES_CAPTION))
     return path
-
-
-def _colors(n: int) -> list:
-    import matplotlib
-
-    cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
-    return [cmap(i % cmap.N) for i in range(n)]

@@ -50,14 +50,14 @@ def _mark_run(ax, run: RunData, x: list[float], y: list[float], color) -> None:
                     linestyle="none", markeredgecolor="black", markeredgewidth=0.5)
 
 
-def overlay_plot(groups: Sequence[tuple[str, object, Sequence[RunData]]], kind: str,
-                 path: Path, seed_groups: bool = False) -> Path | None:
-    """One curve per (label, colour, runs) group and series; None when nothing to draw."""
+def overlay_plot(groups: Sequence[tuple[str, Sequence[RunData]]], kind: str, path: Path,
+                 seed_groups: bool = False) -> Path | None:
+    """One colour per (label, runs) group, a curve per series; None when nothing to draw."""
     title, group_title, ylabel, series = KINDS[kind]
     title = group_title if seed_groups else title
     fig, ax = new_figure((8.0, 4.2), right=0.72)
     all_y: list[float] = []
-    for label, color, runs in groups:
+    for (label, runs), color in zip(groups, _colors(len(groups))):
         for k, (column, style) in enumerate(series):
             stats = epoch_stats(runs, column)
             if not stats:
@@ -81,3 +81,10 @@ def overlay_plot(groups: Sequence[tuple[str, object, Sequence[RunData]]], kind: 
     finish(ax, title, ylabel, dict(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7,
                                    frameon=False))
     return save_figure(fig, path)
+
+
+def _colors(n: int) -> list:
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
