@@ -89,16 +89,12 @@ def resolve_run_dirs(run_dirs: Sequence[str | Path]) -> list[Path]:
             what = "no such directory" if not path.exists() else "no config.yaml in it or below"
             raise LowresError(f"not a run directory: {path} ({what}; `lowres runs` lists runs)")
         out.extend(found)
-    seen: set[Path] = set()
-    unique = []
+    unique: dict[Path, Path] = {}  # a run named twice (or inside a named sweep) counts once
     for p in out:
-        key = p.resolve()
-        if key not in seen:
-            seen.add(key)
-            unique.append(p)
+        unique.setdefault(p.resolve(), p)
     if not unique:
         raise LowresError("nothing to compare: pass run directories (see `lowres runs`)")
-    return unique
+    return list(unique.values())
 
 
 def run_labels(paths: Sequence[Path]) -> list[str]:
