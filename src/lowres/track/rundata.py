@@ -210,9 +210,6 @@ def run_state(run_dir: str | Path, status: dict[str, Any] | None = None) -> str:
     if status is None:
         status = read_status(run_dir)
     state = status.get("state")
-    resumable = (run_dir / "checkpoints" / "last.pt").is_file()
-    if state == "finished":
-        return FINISHED
     if state == "running":
         host = status.get("host")
         if host and host != socket.gethostname():
@@ -221,11 +218,9 @@ def run_state(run_dir: str | Path, status: dict[str, Any] | None = None) -> str:
         # lock must be held too (the kernel drops it when its process dies).
         if pid_alive(status.get("pid")) and held_by_other(run_dir) is not False:
             return RUNNING
-        return RESUMABLE if resumable else FAILED
-    if state == "stopped":
-        return RESUMABLE if resumable else FAILED
-    if state == "failed":
-        return FAILED
-    if not status:
-        return RESUMABLE if resumable else "unknown"
-    return str(state)
+        state = "stopped"  # killed: what is left is what a stop leaves
+    if state == "stopped" or not status:
+        if (run_dir / "checkpoints" / "last.pt").is_file():
+            return RESUMABLE
+        return FAILED if status else "unknown"
+    return str(state)  # finished, failed (the words FINISHED and FAILED)
