@@ -160,19 +160,18 @@ def _config_diff(configs: Sequence[dict], columns: Sequence[str], ignore_keys: S
 
 
 def _seed_sections(runs: Sequence[RunData], paths: Sequence[Path], groups: list[list[int]],
-                   names: Sequence[str]) -> list[Section]:
+                   names: Sequence[str], seeds: Sequence[str]) -> list[Section]:
     """Mean and spread of best val accuracy per group; verdicts and paired tests per pair."""
     header = ["group", "runs", "seeds", "best val mean", "best val std", "mean ± std",
               "mean, 95% interval (t over seeds)"]
     rows, stats = [], []
-    for name, members in zip(names, groups):
+    for name, members, group_seeds in zip(names, groups, seeds):
         # In percentage points, as shown: the verdicts compare these numbers.
         values = [100 * v for v in (runs[i].checkpoint_best()[0] for i in members)
                   if v is not None]
         mean = statistics.fmean(values) if values else None
         std = statistics.stdev(values) if len(values) > 1 else None
         stats.append((mean, std))
-        seeds = ", ".join(str(runs[i].config.get("seed", "?")) for i in members)
         ms = "-" if mean is None else (f"{mean:.2f}% ± {std:.2f}%" if std is not None
                                       else f"{mean:.2f}% (one seed)")
         interval = mean_interval(values)
@@ -180,7 +179,7 @@ def _seed_sections(runs: Sequence[RunData], paths: Sequence[Path], groups: list[
         # the bare mean +- t * sd / sqrt(n) easily leaves the possible range.
         ci = (f"{interval[0]:.2f}% {fmt_interval_pct(max(interval[1], 0.0), min(interval[2], 100.0))}"
               if interval else "- (needs 2 seeds)")
-        rows.append([name, len(values), seeds, _points(mean), _points(std), ms, ci])
+        rows.append([name, len(values), group_seeds, _points(mean), _points(std), ms, ci])
     verdicts = [f"{names[a]} vs {names[b]}: " + spread_verdict(*stats[a], *stats[b])
                 for a in range(len(groups)) for b in range(a + 1, len(groups))
                 if stats[a][0] is not None and stats[b][0] is not None]
@@ -229,7 +228,7 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, group_seed
         seeds = [", ".join(str(configs[i].get("seed", "?")) for i in g) for g in groups]
         sections.append(_config_diff([configs[g[0]] for g in groups], columns,
                                      (*ignore_keys, "seed"), seeds))
-        sections += _seed_sections(runs, paths, groups, names)
+        sections += _seed_sections(runs, paths, groups, names, seeds)
     else:
         curves = [(label, [run]) for label, run in zip(labels, runs)]
         sections.append(_config_diff(configs, labels, ignore_keys))
