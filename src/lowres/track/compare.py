@@ -45,13 +45,6 @@ SPREAD_RULE = ("rule: two groups are called distinguishable only when the differ
                "sample standard deviations over seeds; this is a coarse check, not a "
                "significance test, and a group with one seed has no spread to judge by")
 
-BAND_CAPTION = ("one colour per seed group: the line is the mean over the group's seeds at "
-                "each epoch, the shaded band spans their minimum to maximum (val accuracy and "
-                "val loss); dashed: train mean")
-
-CURVES_CAPTION = ("one colour per run; solid: val, dashed: train; thin dashed vertical lines: "
-                  "stage boundaries; triangles: learning-rate drops")
-
 WIDE_RUNS = 6  # above this many runs, the config-diff table lists one row per run
 
 RESULTS_NOTE = ("accuracies in percent, with the Wilson 95% interval for the run's val split "
@@ -249,5 +242,5 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, group_seed
     path = out_dir / "report.html"
     replace_text(path, render("comparison.html", title=title, written=written,
                               sections=sections, imgs=embedded_images(images),
-                              caption=BAND_CAPTION if group_seeds else CURVES_CAPTION))
+                              group_seeds=group_seeds))
     return path
