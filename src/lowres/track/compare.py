@@ -21,6 +21,7 @@ verdict (see SPREAD_RULE) and a paired test pooled over the val splits they shar
 from __future__ import annotations
 
 import statistics
+from itertools import combinations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -71,20 +72,15 @@ def spread_verdict(mean_a: float, std_a: float | None, mean_b: float, std_b: flo
 
 def resolve_run_dirs(run_dirs: Sequence[str | Path]) -> list[Path]:
     """Each argument is a run directory, or a directory holding runs (a sweep): expanded."""
-    out: list[Path] = []
+    unique: dict[Path, Path] = {}  # a run named twice (or inside a named sweep) counts once
     for arg in run_dirs:
         path = Path(arg)
-        if (path / "config.yaml").is_file():
-            out.append(path)
-            continue
-        found = find_run_dirs(path) if path.is_dir() else []
+        found = find_run_dirs(path)  # [path] itself when it holds a config.yaml
         if not found:
             what = "no such directory" if not path.exists() else "no config.yaml in it or below"
             raise LowresError(f"not a run directory: {path} ({what}; `lowres runs` lists runs)")
-        out.extend(found)
-    unique: dict[Path, Path] = {}  # a run named twice (or inside a named sweep) counts once
-    for p in out:
-        unique.setdefault(p.resolve(), p)
+        for p in found:
+            unique.setdefault(p.resolve(), p)
     if not unique:
         raise LowresError("nothing to compare: pass run directories (see `lowres runs`)")
     return list(unique.values())
@@ -174,7 +170,7 @@ def _seed_sections(runs: Sequence[RunData], paths: Sequence[Path], groups: list[
               if interval else "- (needs 2 seeds)")
         rows.append([name, len(values), group_seeds, _points(mean), _points(std), ms, ci])
     verdicts = [f"{names[a]} vs {names[b]}: " + spread_verdict(*stats[a], *stats[b])
-                for a in range(len(groups)) for b in range(a + 1, len(groups))
+                for a, b in combinations(range(len(groups)), 2)
                 if stats[a][0] is not None and stats[b][0] is not None]
     paired_rows, paired_lines = group_pairs(paths, groups, names)
     nothing = ["only one group: nothing to compare"]
