@@ -19,14 +19,14 @@ def test_missing_package_hints_once(tmp_path, monkeypatch, capsys):
     b.close()
     err = capsys.readouterr().err
     assert err.count(tb.HINT) == 1 and err.strip() == tb.HINT
-    assert not a.active and not (tmp_path / "tensorboard").exists()
+    assert a.writer is None and not (tmp_path / "tensorboard").exists()
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorboard") is not None,
                     reason="tensorboard is installed here")
 def test_really_missing_package(tmp_path, capsys):
     logger = tb.TensorBoardLogger(tmp_path, enabled=True)
-    assert not logger.active
+    assert logger.writer is None
     assert tb.HINT in capsys.readouterr().err
 
 
@@ -62,4 +62,4 @@ def test_logs_rows(tmp_path, monkeypatch):
     assert sorted(logged) == [("accuracy/val", 0.5, 3), ("lr", 0.1, 3), ("stage", 0.0, 3)]
     writer = logger.writer
     logger.close()
-    assert writer.closed and not logger.active
+    assert writer.closed and logger.writer is None

@@ -7,7 +7,7 @@ Writes into out_dir:
                     config keys, paired tests, seed groups (when asked)
   report.html       the same sections, self-contained (images embedded)
 
-Each section is built once (`Section`) and rendered twice: to Markdown here, to HTML by
+Each section is built once (`Section`) and rendered twice, by templates/comparison.md and
 templates/comparison.html.
 
 Paired tests (track/paired.py): runs scored on the same val images are compared with
@@ -21,6 +21,7 @@ verdict (see SPREAD_RULE) and a paired test pooled over the val splits they shar
 from __future__ import annotations
 
 import statistics
+from itertools import combinations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -29,8 +30,8 @@ from lowres.disk import replace_text
 from lowres.durations import format_duration
 from lowres.errors import LowresError
 from lowres.intervals import fmt_interval_pct, mean_interval
-from lowres.track.configdiff import (differing_keys, flatten_config, group_diff, group_names,
-                                     seed_groups, value_text)
+from lowres.track.configdiff import (differing_keys, flatten_config, group_names, seed_groups,
+                                     value_text)
 from lowres.track.overlay import overlay_plot
 from lowres.track.paired import HEADER as PAIRED_HEADER
 from lowres.track.paired import RULE as PAIRED_RULE
@@ -44,13 +45,6 @@ SPREAD_RULE = ("rule: two groups are called distinguishable only when the differ
                "mean best val accuracies is larger than the spread, the larger of their two "
                "sample standard deviations over seeds; this is a coarse check, not a "
                "significance test, and a group with one seed has no spread to judge by")
-
-BAND_CAPTION = ("one colour per seed group: the line is the mean over the group's seeds at "
-                "each epoch, the shaded band spans their minimum to maximum (val accuracy and "
-                "val loss); dashed: train mean")
-
-CURVES_CAPTION = ("one colour per run; solid: val, dashed: train; thin dashed vertical lines: "
-                  "stage boundaries; triangles: learning-rate drops")
 
 WIDE_RUNS = 6  # above this many runs, the config-diff table lists one row per run
 
@@ -78,27 +72,18 @@ def spread_verdict(mean_a: float, std_a: float | None, mean_b: float, std_b: flo
 
 def resolve_run_dirs(run_dirs: Sequence[str | Path]) -> list[Path]:
     """Each argument is a run directory, or a directory holding runs (a sweep): expanded."""
-    out: list[Path] = []
+    unique: dict[Path, Path] = {}  # a run named twice (or inside a named sweep) counts once
     for arg in run_dirs:
         path = Path(arg)
-        if (path / "config.yaml").is_file():
-            out.append(path)
-            continue
-        found = find_run_dirs(path) if path.is_dir() else []
+        found = find_run_dirs(path)  # [path] itself when it holds a config.yaml
         if not found:
             what = "no such directory" if not path.exists() else "no config.yaml in it or below"
             raise LowresError(f"not a run directory: {path} ({what}; `lowres runs` lists runs)")
-        out.extend(found)
-    seen: set[Path] = set()
-    unique = []
-    for p in out:
-        key = p.resolve()
-        if key not in seen:
-            seen.add(key)
-            unique.append(p)
+        for p in found:
+            unique.setdefault(p.resolve(), p)
     if not unique:
         raise LowresError("nothing to compare: pass run directories (see `lowres runs`)")
-    return unique
+    return list(unique.values())
 
 
 def run_labels(paths: Sequence[Path]) -> list[str]:
@@ -130,28 +115,6 @@ class Section:
     bullets: list[str] = field(default_factory=list)
 
 
-def _md_cell(value: Any) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def to_markdown(title: str, sections: Sequence[Section], images: Sequence[Path]) -> str:
-    md = [f"# {title}", "", f"written {now_iso()}", ""]
-    for s in sections:
-        md += [f"## {s.heading}", ""] + ([s.note, ""] if s.note else [])
-        if s.header:
-            md.append("| " + " | ".join(_md_cell(h) for h in s.header) + " |")
-            md.append("|" + "|".join("---" for _ in s.header) + "|")
-            md += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in s.rows]
-            md.append("")
-        elif s.empty:
-            md += [s.empty, ""]
-        if s.bullets:
-            md += [f"- {b}" for b in s.bullets] + [""]
-    if images:
-        md += ["## Curves", ""] + [f"![{p.stem}]({p.name})" for p in images] + [""]
-    return "\n".join(md)
-
-
 def _results(runs: Sequence[RunData], labels: Sequence[str]) -> Section:
     header = ["run", "best.pt val (95%)", "epoch of best.pt", "final val (95%)", "epochs",
               "wall time", "images/s", "status", "val images"]
@@ -166,40 +129,38 @@ def _results(runs: Sequence[RunData], labels: Sequence[str]) -> Section:
     return Section("Results", RESULTS_NOTE, header, rows)
 
 
-def _config_diff(configs: Sequence[dict], labels: Sequence[str],
-                 ignore_keys: Sequence[str]) -> Section:
-    """One column per run, or (many runs) one row per run."""
+def _config_diff(configs: Sequence[dict], columns: Sequence[str], ignore_keys: Sequence[str],
+                 seeds: Sequence[str] = ()) -> Section:
+    """One column per config (a run, or a seed group with its seeds in a last row); more
+    than WIDE_RUNS runs get one row per run instead."""
     keys = differing_keys(configs, ignore=ignore_keys)
     flats = [flatten_config(c) for c in configs]
-    header = ["config key"] + list(labels)
+    header = ["config key", *columns]
     rows = [[key] + [value_text(flat, key) for flat in flats] for key in keys]
-    if len(configs) > WIDE_RUNS and keys:
-        header = ["run"] + keys
+    if seeds:
+        rows.append(["seed", *seeds])
+    elif len(configs) > WIDE_RUNS and keys:
+        header = ["run", *keys]
         rows = [[label] + [value_text(flat, key) for key in keys]
-                for label, flat in zip(labels, flats)]
-    return _diff_section(header if keys else None, rows, ignore_keys)
-
-
-def _diff_section(header, rows, ignore_keys: Sequence[str]) -> Section:
+                for label, flat in zip(columns, flats)]
     ignoring = f" (ignoring {', '.join(ignore_keys)})" if ignore_keys else ""
-    return Section("Config keys that differ", header=header, rows=rows,
+    return Section("Config keys that differ", header=header if rows else None, rows=rows,
                    empty=f"none: the configs do not differ{ignoring}")
 
 
 def _seed_sections(runs: Sequence[RunData], paths: Sequence[Path], groups: list[list[int]],
-                   names: Sequence[str]) -> list[Section]:
+                   names: Sequence[str], seeds: Sequence[str]) -> list[Section]:
     """Mean and spread of best val accuracy per group; verdicts and paired tests per pair."""
     header = ["group", "runs", "seeds", "best val mean", "best val std", "mean ± std",
               "mean, 95% interval (t over seeds)"]
     rows, stats = [], []
-    for name, members in zip(names, groups):
+    for name, members, group_seeds in zip(names, groups, seeds):
         # In percentage points, as shown: the verdicts compare these numbers.
         values = [100 * v for v in (runs[i].checkpoint_best()[0] for i in members)
                   if v is not None]
         mean = statistics.fmean(values) if values else None
         std = statistics.stdev(values) if len(values) > 1 else None
         stats.append((mean, std))
-        seeds = ", ".join(str(runs[i].config.get("seed", "?")) for i in members)
         ms = "-" if mean is None else (f"{mean:.2f}% ± {std:.2f}%" if std is not None
                                       else f"{mean:.2f}% (one seed)")
         interval = mean_interval(values)
@@ -207,9 +168,9 @@ def _seed_sections(runs: Sequence[RunData], paths: Sequence[Path], groups: list[
         # the bare mean +- t * sd / sqrt(n) easily leaves the possible range.
         ci = (f"{interval[0]:.2f}% {fmt_interval_pct(max(interval[1], 0.0), min(interval[2], 100.0))}"
               if interval else "- (needs 2 seeds)")
-        rows.append([name, len(values), seeds, _points(mean), _points(std), ms, ci])
+        rows.append([name, len(values), group_seeds, _points(mean), _points(std), ms, ci])
     verdicts = [f"{names[a]} vs {names[b]}: " + spread_verdict(*stats[a], *stats[b])
-                for a in range(len(groups)) for b in range(a + 1, len(groups))
+                for a, b in combinations(range(len(groups)), 2)
                 if stats[a][0] is not None and stats[b][0] is not None]
     paired_rows, paired_lines = group_pairs(paths, groups, names)
     nothing = ["only one group: nothing to compare"]
@@ -249,9 +210,14 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, group_seed
         names = group_names(configs, groups)
         curves = [(f"{n} ({len(g)} run{'s' if len(g) != 1 else ''})", [runs[i] for i in g])
                   for n, g in zip(names, groups)]
-        header, rows = group_diff(configs, groups, names, ignore_keys)
-        sections.append(_diff_section(header, rows, ignore_keys))
-        sections += _seed_sections(runs, paths, groups, names)
+        # The config diff has a column per group, not per run; long names would widen
+        # every column.
+        columns = names if all(len(n) <= 40 for n in names) else [
+            f"group {i + 1}" for i in range(len(groups))]
+        seeds = [", ".join(str(configs[i].get("seed", "?")) for i in g) for g in groups]
+        sections.append(_config_diff([configs[g[0]] for g in groups], columns,
+                                     (*ignore_keys, "seed"), seeds))
+        sections += _seed_sections(runs, paths, groups, names, seeds)
     else:
         curves = [(label, [run]) for label, run in zip(labels, runs)]
         sections.append(_config_diff(configs, labels, ignore_keys))
@@ -259,24 +225,18 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, group_seed
         sections.append(Section("Paired tests (same val images)", PAIRED_RULE,
                                 PAIRED_HEADER if pair_rows else None, pair_rows,
                                 empty="no two runs share a val split", bullets=pair_notes))
-    coloured = [(label, color, members)
-                for (label, members), color in zip(curves, _colors(len(curves)))]
     images = []
     for kind in ("loss", "accuracy", "lr"):
-        img = overlay_plot(coloured, kind, out_dir / f"compare_{kind}.png", group_seeds)
+        img = overlay_plot(curves, kind, out_dir / f"compare_{kind}.png", group_seeds)
         if img is not None:
             images.append(img)
     title = f"Comparison of {len(runs)} runs"
-    replace_text(out_dir / "comparison.md", to_markdown(title, sections, images))
+    written = now_iso()
+    markdown = render("comparison.md", title=title, written=written, sections=sections,
+                      images=images)
+    replace_text(out_dir / "comparison.md", markdown.rstrip("\n") + "\n")
     path = out_dir / "report.html"
-    replace_text(path, render("comparison.html", title=title, written=now_iso(),
+    replace_text(path, render("comparison.html", title=title, written=written,
                               sections=sections, imgs=embedded_images(images),
-                              caption=BAND_CAPTION if group_seeds else CURVES_CAPTION))
+                              group_seeds=group_seeds))
     return path
-
-
-def _colors(n: int) -> list:
-    import matplotlib
-
-    cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
-    return [cmap(i % cmap.N) for i in range(n)]

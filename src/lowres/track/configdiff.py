@@ -73,19 +73,3 @@ def group_names(configs: Sequence[dict], groups: list[list[int]]) -> list[str]:
     keys = differing_keys(reps, ignore=("seed", "name")) if len(groups) > 1 else []
     return [", ".join(f"{k}={value_text(flat, k)}" for k in keys) or "all runs"
             for flat in map(flatten_config, reps)]
-
-
-def group_diff(configs: Sequence[dict], groups: list[list[int]], names: Sequence[str],
-               ignore_keys: Sequence[str]) -> tuple[list[str], list[list[Any]]]:
-    """Config keys that differ between groups: one column per group (its seeds in a row),
-    so the table stays as wide as the number of configs, not of runs."""
-    reps = [configs[g[0]] for g in groups]
-    keys = differing_keys(reps, ignore=tuple(ignore_keys) + ("seed",))
-    short = all(len(n) <= 40 for n in names)  # long names would widen every column
-    header = ["config key"] + (list(names) if short else
-                               [f"group {i + 1}" for i in range(len(groups))])
-    flats = [flatten_config(c) for c in reps]
-    rows = [[key] + [value_text(flat, key) for flat in flats] for key in keys]
-    rows.append(["seed"] + [", ".join(str(configs[i].get("seed", "?")) for i in g)
-                            for g in groups])
-    return header, rows

@@ -121,8 +121,10 @@ def header(metric: Metric) -> str:
     return metric.name.replace("_", " ") + (" %" if metric.fmt == "percent" else "")
 
 
-def fmt_pct(fraction: float | None, digits: int = 2) -> str:
-    """A fraction as '48.00%'; '-' when missing."""
+def fmt_pct(fraction: float | None, bounds: tuple[float, float] | None = None) -> str:
+    """A fraction as '48.00%', with its interval's bounds (fractions) as '48.00% (38.4-57.7)';
+    '-' when missing."""
     if fraction is None or math.isnan(fraction):
         return "-"
-    return f"{100 * fraction:.{digits}f}%"
+    text = f"{100 * fraction:.2f}%"
+    return f"{text} {fmt_interval_pct(100 * bounds[0], 100 * bounds[1])}" if bounds else text

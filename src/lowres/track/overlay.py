@@ -13,19 +13,12 @@ from pathlib import Path
 from typing import Sequence
 
 from lowres.track.metrics import by_name
-from lowres.track.plots import finish, new_figure, save_figure, shown
+from lowres.track.plots import PANELS, finish, new_figure, save_figure, shown
 from lowres.track.rundata import RunData
 
-KINDS = {  # kind -> (title, title of seed groups, y label, (column, line style) of each
-    # series, the main one first)
-    "loss": ("loss (solid val, dashed train)",
-             "loss: mean over seeds, band min-max (solid val, dashed train)", "loss",
-             (("val_loss", "-"), ("train_loss", "--"))),
-    "accuracy": ("accuracy (solid val, dashed train)",
-                 "accuracy: mean over seeds, band min-max (solid val, dashed train)",
-                 "accuracy (%)", (("val_acc", "-"), ("train_acc", "--"))),
-    "lr": ("learning rate", "learning rate (mean over seeds)", "lr", (("lr", "-"),)),
-}
+# The columns each plot overlays: the main series (solid, banded over seeds) first, then
+# train (dashed). Titles and y labels are those of the run plots' panels.
+SERIES = {"loss": ("val_loss", "train_loss"), "accuracy": ("val_acc", "train_acc"), "lr": ("lr",)}
 
 
 def epoch_stats(runs: Sequence[RunData], column: str) -> list[tuple[float, float, float, float, int]]:
@@ -50,21 +43,23 @@ def _mark_run(ax, run: RunData, x: list[float], y: list[float], color) -> None:
                     linestyle="none", markeredgecolor="black", markeredgewidth=0.5)
 
 
-def overlay_plot(groups: Sequence[tuple[str, object, Sequence[RunData]]], kind: str,
-                 path: Path, seed_groups: bool = False) -> Path | None:
-    """One curve per (label, colour, runs) group and series; None when nothing to draw."""
-    title, group_title, ylabel, series = KINDS[kind]
-    title = group_title if seed_groups else title
+def overlay_plot(groups: Sequence[tuple[str, Sequence[RunData]]], kind: str, path: Path,
+                 seed_groups: bool = False) -> Path | None:
+    """One colour per (label, runs) group, a curve per series; None when nothing to draw."""
+    _file, title, ylabel, _corner = PANELS[kind]
+    series = SERIES[kind]
+    title += ": mean over seeds, band min-max" if seed_groups else ""
+    title += " (solid val, dashed train)" if len(series) > 1 else ""
     fig, ax = new_figure((8.0, 4.2), right=0.72)
     all_y: list[float] = []
-    for label, color, runs in groups:
-        for k, (column, style) in enumerate(series):
+    for (label, runs), color in zip(groups, _colors(len(groups))):
+        for k, column in enumerate(series):
             stats = epoch_stats(runs, column)
             if not stats:
                 continue
             metric = by_name()[column]
             x, mean = [s[0] for s in stats], shown(metric, [s[1] for s in stats])
-            ax.plot(x, mean, linestyle=style, color=color, label=label if k == 0 else None,
+            ax.plot(x, mean, linestyle="-" if k == 0 else "--", color=color, label=label if k == 0 else None,
                     linewidth=1.3, marker="o" if len(x) <= 30 and len(runs) == 1 else None,
                     markersize=2.5, alpha=0.9 if k == 0 else 0.6)
             if k == 0 and len(runs) > 1:
@@ -81,3 +76,10 @@ def overlay_plot(groups: Sequence[tuple[str, object, Sequence[RunData]]], kind: 
     finish(ax, title, ylabel, dict(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7,
                                    frameon=False))
     return save_figure(fig, path)
+
+
+def _colors(n: int) -> list:
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]

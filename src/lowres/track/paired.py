@@ -22,6 +22,8 @@ RULE = (f"paired test: McNemar's exact test (two-sided) on the val images both r
         f"p < {ALPHA}. Runs on different val splits (another seed, data or val_fraction) "
         f"cannot be paired: compare their Wilson 95% intervals instead")
 
+WEIGHTS = {"best": "best.pt", "last": "last epoch"}  # what each record of outcomes scores
+
 HEADER = ["A", "B", "weights", "A-only right", "B-only right", "images", "A - B (points)",
           "McNemar p", "verdict"]
 
@@ -46,12 +48,10 @@ def run_pairs(run_dirs: Sequence[Path], labels: Sequence[str]) -> tuple[list[lis
             continue
         if a.split != b.split:
             unpaired.append(f"{labels[i]} / {labels[j]}")
-            continue
-        for weights in ("best", "last"):
-            if weights in a.correct and weights in b.correct:
-                result = paired_test(a.correct[weights], b.correct[weights])
-                rows.append(_row(labels[i], labels[j], f"{weights}.pt" if weights == "best"
-                                 else "last epoch", result))
+        for weights, label in WEIGHTS.items():
+            found = pooled([a], [b], weights)  # two runs: one split, if shared
+            if found is not None:
+                rows.append(_row(labels[i], labels[j], label, found[0]))
     notes = []
     missing = [lab for lab, o in zip(labels, outcomes) if o is None]
     if missing:
@@ -87,16 +87,15 @@ def group_pairs(run_dirs: Sequence[Path], groups: Sequence[Sequence[int]],
     for g, h in combinations(range(len(groups)), 2):
         a_runs = [outcomes[i] for i in groups[g]]
         b_runs = [outcomes[i] for i in groups[h]]
-        for weights in ("best", "last"):
+        for weights, label in WEIGHTS.items():
             found = pooled(a_runs, b_runs, weights)
             if found is None:
                 continue
             result, shared = found
-            label = f"{weights}.pt" if weights == "best" else "last epoch"
-            rows.append(_row(names[g], names[h], f"{label}, {shared} shared split"
-                             + ("s" if shared != 1 else ""), result))
-            lines.append(f"{names[g]} vs {names[h]} ({label}, {shared} shared val split"
-                         f"{'s' if shared != 1 else ''}): {result.verdict()}")
+            plural = "s" if shared != 1 else ""
+            rows.append(_row(names[g], names[h], f"{label}, {shared} shared split{plural}", result))
+            lines.append(f"{names[g]} vs {names[h]} ({label}, {shared} shared val split{plural}): "
+                         f"{result.verdict()}")
         if not any(r[0] == names[g] and r[1] == names[h] for r in rows):
             lines.append(f"{names[g]} vs {names[h]}: no shared val split (give both groups "
                          f"the same seeds to pair them)")

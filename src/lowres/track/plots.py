@@ -34,16 +34,17 @@ FIGSIZE = (7.0, 3.6)
 DPI = 100
 
 
-def new_figure(figsize=FIGSIZE, right: float = 0.97):
-    """A Figure with an Agg canvas and one Axes (no pyplot)."""
+def new_figure(figsize=FIGSIZE, right: float = 0.97, panels: int = 1):
+    """A Figure with an Agg canvas (no pyplot) and its Axes: one, or an array of `panels`."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=figsize, dpi=DPI)
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    fig.subplots_adjust(left=0.1, right=right, top=0.9, bottom=0.14)
-    return fig, ax
+    axes = fig.subplots(1, panels)
+    # 0.7 inch on the left for the y label, whatever the figure's width
+    fig.subplots_adjust(left=0.7 / figsize[0], right=right, top=0.9, bottom=0.14, wspace=0.25)
+    return fig, axes
 
 
 def save_figure(fig, path: Path) -> Path:
@@ -140,16 +141,10 @@ def draw_panel(ax, run: RunData, panel: str) -> bool:
 
 def curves_figure(run: RunData):
     """Every panel side by side in one Figure (for notebooks)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(15, 3.8), dpi=DPI)
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, len(PANELS))
+    fig, axes = new_figure((15, 3.8), right=0.98, panels=len(PANELS))
     for ax, panel in zip(axes, PANELS):
         if not draw_panel(ax, run, panel):
             ax.set_axis_off()
-    fig.subplots_adjust(left=0.05, right=0.98, top=0.88, bottom=0.14, wspace=0.25)
     return fig
 
 

@@ -32,11 +32,14 @@ STATE_CLASSES = {"running": "running", "finished": "finished",
 
 _templates = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
-    autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined,
+    trim_blocks=True, lstrip_blocks=True)
+# A Markdown table cell: a "|" would end the cell, a newline the row.
+_templates.filters["cell"] = lambda v: str(v).replace("|", "\\|").replace("\n", " ")
 
 
 def render(template: str, **values: Any) -> str:
-    """A page from templates/ (values autoescaped)."""
+    """A page from templates/ (values autoescaped in .html templates)."""
     return _templates.get_template(template).render(**values)
 
 
@@ -78,13 +81,13 @@ def _metrics_table(run: RunData) -> dict[str, Any]:
             "left": left, "note": note}
 
 
+EVENT_COLUMNS = ["time", "event", "epoch", "stage"]  # the other fields are its details
+
+
 def _events(run: RunData) -> list[list[Any]]:
-    rows = []
-    for ev in run.events:
-        rest = {k: v for k, v in ev.items() if k not in ("time", "event", "epoch", "stage")}
-        rows.append([ev.get("time", ""), ev.get("event", ""), ev.get("epoch", ""),
-                     ev.get("stage", ""), ", ".join(f"{k}={_detail(v)}" for k, v in rest.items())])
-    return rows
+    return [[ev.get(k, "") for k in EVENT_COLUMNS]
+            + [", ".join(f"{k}={_detail(v)}" for k, v in ev.items() if k not in EVENT_COLUMNS)]
+            for ev in run.events]
 
 
 def _detail(value: Any) -> str:
@@ -152,6 +155,7 @@ def build_run_report(run: RunData, plot_paths: Sequence[Path]) -> str:
                   state_class=STATE_CLASSES.get(run.state, "other"), updated=now_iso(),
                   summary=_summary(run), imgs=embedded_images(plot_paths), stages=_stages(run),
                   metrics=_metrics_table(run), events=_events(run),
+                  event_header=[*EVENT_COLUMNS, "details"],
                   config_text=run.config_text, env=list(run.env.items()))
 
 

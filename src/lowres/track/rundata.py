@@ -12,13 +12,14 @@ import datetime as _dt
 import json
 import math
 import socket
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
-from lowres.intervals import accuracy_interval, fmt_interval_pct
+from lowres.intervals import accuracy_interval
 from lowres.run_lock import held_by_other, pid_alive
 from lowres.track.metrics import fmt_pct, to_float
 from lowres.track.runlog import read_events, read_metrics, read_status
@@ -79,9 +80,7 @@ class RunData:
 
     def fmt_acc(self, acc: float | None) -> str:
         """'48.00% (38.4-57.7)': a val accuracy with its interval when the split size is known."""
-        bounds = self.interval(acc)
-        text = fmt_pct(acc)
-        return f"{text} {fmt_interval_pct(100 * bounds[0], 100 * bounds[1])}" if bounds else text
+        return fmt_pct(acc, self.interval(acc))
 
     def checkpoint_best(self) -> tuple[float | None, int | None, str | None]:
         """(val accuracy, epoch, rule) of the weights in best.pt: the newest `best` event;
@@ -102,11 +101,8 @@ class RunData:
         return None
 
     def median(self, column: str) -> float | None:
-        values = sorted(finite(self.cols.get(column, [])))
-        if not values:
-            return None
-        mid = len(values) // 2
-        return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+        values = finite(self.cols.get(column, []))
+        return statistics.median(values) if values else None
 
     @property
     def epochs_done(self) -> int:
@@ -175,35 +171,26 @@ class RunData:
 def load_run(run_dir: str | Path) -> RunData:
     """Read metrics, events, status, config and env of a run directory (never raises on content)."""
     run_dir = Path(run_dir)
+    rows = [r for r in _quietly(lambda: read_metrics(run_dir), [])
+            if r and r.get("epoch") not in (None, "")]
+    # csv keys the cells of a row longer than the header None; stage_name is text.
+    cols = {key: [to_float(r.get(key)) for r in rows]
+            for key in (rows[0] if rows else ()) if key not in (None, "stage_name")}
+    config_text = _quietly((run_dir / "config.yaml").read_text, "")
+    config = _quietly(lambda: yaml.safe_load(config_text), {})
+    env = _quietly(lambda: json.loads((run_dir / "env.json").read_text()), {})
+    return RunData(run_dir, rows, cols, events=_quietly(lambda: read_events(run_dir), []),
+                   status=read_status(run_dir), config=config if isinstance(config, dict) else {},
+                   config_text=config_text, env=env if isinstance(env, dict) else {})
+
+
+def _quietly(read: Callable[[], Any], default: Any) -> Any:
+    """read(), or `default` when the file is missing or unreadable (decode errors are
+    ValueErrors)."""
     try:
-        rows = read_metrics(run_dir)
-    except (OSError, ValueError, UnicodeDecodeError):
-        rows = []
-    rows = [r for r in rows if r and r.get("epoch") not in (None, "")]
-    cols: dict[str, list[float]] = {}
-    if rows:
-        for key in rows[0]:
-            if key is None or key == "stage_name":
-                continue
-            cols[key] = [to_float(r.get(key)) for r in rows]
-    data = RunData(dir=run_dir, rows=rows, cols=cols)
-    try:
-        data.events = read_events(run_dir)
-    except (OSError, UnicodeDecodeError):
-        data.events = []
-    data.status = read_status(run_dir)
-    try:
-        data.config_text = (run_dir / "config.yaml").read_text()
-        loaded = yaml.safe_load(data.config_text)
-        data.config = loaded if isinstance(loaded, dict) else {}
-    except (OSError, yaml.YAMLError, UnicodeDecodeError):
-        data.config = {}
-    try:
-        loaded = json.loads((run_dir / "env.json").read_text())
-        data.env = loaded if isinstance(loaded, dict) else {}
-    except (OSError, ValueError):
-        data.env = {}
-    return data
+        return read()
+    except (OSError, ValueError, yaml.YAMLError):
+        return default
 
 
 # --------------------------------------------------------------------------- status
@@ -223,9 +210,6 @@ def run_state(run_dir: str | Path, status: dict[str, Any] | None = None) -> str:
     if status is None:
         status = read_status(run_dir)
     state = status.get("state")
-    resumable = (run_dir / "checkpoints" / "last.pt").is_file()
-    if state == "finished":
-        return FINISHED
     if state == "running":
         host = status.get("host")
         if host and host != socket.gethostname():
@@ -234,11 +218,9 @@ def run_state(run_dir: str | Path, status: dict[str, Any] | None = None) -> str:
         # lock must be held too (the kernel drops it when its process dies).
         if pid_alive(status.get("pid")) and held_by_other(run_dir) is not False:
             return RUNNING
-        return RESUMABLE if resumable else FAILED
-    if state == "stopped":
-        return RESUMABLE if resumable else FAILED
-    if state == "failed":
-        return FAILED
-    if not status:
-        return RESUMABLE if resumable else "unknown"
-    return str(state)
+        state = "stopped"  # killed: what is left is what a stop leaves
+    if state == "stopped" or not status:
+        if (run_dir / "checkpoints" / "last.pt").is_file():
+            return RESUMABLE
+        return FAILED if status else "unknown"
+    return str(state)  # finished, failed (the words FINISHED and FAILED)

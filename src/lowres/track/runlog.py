@@ -19,14 +19,12 @@ import datetime as _dt
 import io
 import json
 import os
-import platform
 import socket
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from lowres.disk import append_text, replace_text
+from lowres.environment import environment
 from lowres.track import metrics
 
 EVENT_KINDS = ("run_start", "resume", "stage_start", "lr_drop", "best", "stop", "stage_end",
@@ -145,7 +143,8 @@ class RunLog:
     def write_env(self, device: str) -> None:
         if not self.enabled:
             return
-        replace_text(self.dir / "env.json", json.dumps(environment(device), indent=1) + "\n")
+        record = {**environment(device), "time": now_iso()}
+        replace_text(self.dir / "env.json", json.dumps(record, indent=1) + "\n")
 
 
 def _fmt(value: Any) -> str:
@@ -185,42 +184,3 @@ def read_status(run_dir: str | Path) -> dict[str, Any]:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return {}
-
-
-def environment(device: str) -> dict[str, Any]:
-    import numpy
-    import torch
-    import torchvision
-
-    from lowres import __version__
-
-    env = {
-        "lowres": __version__,
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "numpy": numpy.__version__,
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "device": device,
-        "command": " ".join(sys.argv),
-        "git_commit": _git_commit(),
-        "time": now_iso(),
-    }
-    if device.startswith("cuda") and torch.cuda.is_available():
-        env["gpu"] = torch.cuda.get_device_name(torch.device(device))
-        env["cuda"] = torch.version.cuda
-        env["cudnn"] = torch.backends.cudnn.version()
-    return env
-
-
-def _git_commit() -> str | None:
-    here = Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                             text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None

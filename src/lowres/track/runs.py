@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from lowres.durations import format_duration
-from lowres.intervals import fmt_interval_pct
 from lowres.track.metrics import fmt_pct
-from lowres.track.rundata import load_run
+from lowres.track.rundata import RunData, load_run
 
 
 def find_run_dirs(root: str | Path) -> list[Path]:
@@ -46,22 +45,19 @@ def list_runs(root: str | Path = "runs") -> list[dict[str, Any]]:
     rows = []
     for run_dir in find_run_dirs(root):
         run = load_run(run_dir)
-        rel = run_dir.relative_to(root).as_posix() if run_dir != root else run_dir.name
         cfg = run.config
-        model = cfg.get("model") if isinstance(cfg.get("model"), dict) else {}
-        train = cfg.get("train") if isinstance(cfg.get("train"), dict) else {}
         stages = cfg.get("stages") if isinstance(cfg.get("stages"), list) else None
         best, best_epoch, rule = run.checkpoint_best()
         last = run.last("val_acc")
         rows.append({
             "path": run_dir,
-            "name": rel,
+            "name": run_dir.relative_to(root).as_posix() if run_dir != root else run_dir.name,
             "status": run.state,
-            "config": config_summary(cfg),
-            "model": model.get("name"),
+            "config": config_summary(run),
+            "model": _section(cfg, "model").get("name"),
             "stages": len(stages) if stages is not None else None,
             "max_epochs": run.max_epochs,
-            "batch_size": train.get("batch_size"),
+            "batch_size": _section(cfg, "train").get("batch_size"),
             "best_val_acc": best,
             "best_epoch": best_epoch,
             "last_val_acc": last,
@@ -85,14 +81,14 @@ def format_runs_table(rows: list[dict[str, Any]]) -> str:
               "CONFIG"]
     table = [header]
     for r in rows:
-        best = _with_interval(r.get("best_val_acc"), r.get("best_val_interval"))
+        best = fmt_pct(r.get("best_val_acc"), r.get("best_val_interval"))
         if r.get("best_epoch") is not None:
             best += f" @{r['best_epoch']}"
         epochs = str(r.get("epochs_done", 0))
         if r.get("max_epochs"):
             epochs += f"/{r['max_epochs']}"
         table.append([str(r.get("name", "")), str(r.get("status", "")), best,
-                      _with_interval(r.get("last_val_acc"), r.get("last_val_interval")), epochs,
+                      fmt_pct(r.get("last_val_acc"), r.get("last_val_interval")), epochs,
                       format_duration(r.get("wall_seconds"), clock=True), str(r.get("config", ""))])
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     right = {2, 3, 4, 5}
@@ -104,25 +100,18 @@ def format_runs_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _with_interval(acc: float | None, bounds: tuple[float, float] | None) -> str:
-    if not bounds:
-        return fmt_pct(acc)
-    return f"{fmt_pct(acc)} {fmt_interval_pct(100 * bounds[0], 100 * bounds[1])}"
+def _section(config: dict[str, Any], key: str) -> dict[str, Any]:
+    value = config.get(key)
+    return value if isinstance(value, dict) else {}
 
 
-def config_summary(config: dict[str, Any]) -> str:
+def config_summary(run: RunData) -> str:
     """'resnet50, 2 stages, <=140 ep, bs 200' (parts missing from the config are left out)."""
-    parts = []
-    model = config.get("model")
-    if isinstance(model, dict) and model.get("name"):
-        parts.append(str(model["name"]))
-    stages = config.get("stages")
+    stages = run.config.get("stages")
+    batch_size = _section(run.config, "train").get("batch_size")
+    parts = [str(_section(run.config, "model").get("name") or "")]
     if isinstance(stages, list):
-        parts.append(f"{len(stages)} stage{'s' if len(stages) != 1 else ''}")
-        total = sum(s.get("epochs", 0) for s in stages
-                    if isinstance(s, dict) and isinstance(s.get("epochs"), int))
-        parts.append(f"<={total} ep")
-    train = config.get("train")
-    if isinstance(train, dict) and train.get("batch_size") is not None:
-        parts.append(f"bs {train['batch_size']}")
-    return ", ".join(parts)
+        parts += [f"{len(stages)} stage{'s' if len(stages) != 1 else ''}", f"<={run.max_epochs} ep"]
+    if batch_size is not None:
+        parts.append(f"bs {batch_size}")
+    return ", ".join(p for p in parts if p)

@@ -35,7 +35,7 @@ class TensorBoardLogger:
 
     def __init__(self, run_dir: str | Path, enabled: bool):
         global _hinted
-        self.writer = None
+        self.writer = None  # stays None when logging is off (disabled, or no tensorboard)
         if not enabled:
             return
         cls = _summary_writer_class()
@@ -45,10 +45,6 @@ class TensorBoardLogger:
                 _hinted = True
             return
         self.writer = cls(log_dir=str(Path(run_dir) / "tensorboard"))
-
-    @property
-    def active(self) -> bool:
-        return self.writer is not None
 
     def log_epoch(self, row: dict[str, Any]) -> None:
         """Log one metrics row (the dict given to RunLog.append_metrics) under each metric's
