@@ -42,7 +42,7 @@ def test_one_row_shows_a_new_metric_everywhere(tmp_path, monkeypatch, with_grad_
     for epoch, norm in ((1, 3.25), (2, 1.5)):
         row = {"epoch": epoch, "stage": 0, "stage_name": "s1", "train_loss": 2.0 / epoch,
                "val_acc": 0.3 * epoch, "grad_norm": norm}
-        log.append_metrics(row)  # what train/publish.py does with each epoch's row
+        log.append_metrics(row)  # what train/loop.py (end_epoch) does with each epoch's row
         board.log_epoch(row)
 
     rows = read_metrics(run)

@@ -168,7 +168,7 @@ def write_run_plots(run_dir: str | Path, strict: bool = False) -> list[Path]:
             fig, ax = new_figure()
             if draw_panel(ax, run, panel):
                 written.append(save_figure(fig, out / name))
-    except Exception as exc:  # noqa: BLE001 - plotting must never kill training
+    except Exception as exc:  # plotting must never kill training (re-raised when strict)
         if strict:
             raise
         print(f"lowres: warning: plots of {run_dir} not updated: {type(exc).__name__}: {exc}",

@@ -183,7 +183,7 @@ def write_run_report(run_dir: str | Path, strict: bool = False) -> Path:
     path = run_dir / "report.html"
     try:
         replace_text(path, build_run_report(load_run(run_dir), _current_plots(run_dir)))
-    except Exception as exc:  # noqa: BLE001 - a report must never kill training
+    except Exception as exc:  # a report must never kill training (re-raised when strict)
         if strict:
             raise
         print(f"lowres: warning: {path} not updated: {type(exc).__name__}: {exc}",

@@ -21,7 +21,7 @@ _hinted = False
 def _summary_writer_class():
     """torch.utils.tensorboard.SummaryWriter, or None when tensorboard is not installed."""
     try:
-        from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415
+        from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         return None
     return SummaryWriter
