@@ -19,33 +19,34 @@ from torchvision.ops import StochasticDepth
 from lowres.models.stems import STEMS, make_stem, set_stem
 
 
-class DropPathBasicBlock(BasicBlock):
-    """torchvision's BasicBlock; the residual branch is dropped per sample when training."""
+class _DropPathResidual:
+    """The residual sum of torchvision's blocks with the branch dropped per sample when
+    training (`drop_path`, an Identity until `set_drop_path` gives it a rate)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.drop_path: nn.Module = nn.Identity()
 
-    def forward(self, x: Tensor) -> Tensor:
+    def _add_residual(self, x: Tensor, out: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
         return self.relu(self.drop_path(out) + identity)
 
 
-class DropPathBottleneck(Bottleneck):
-    """torchvision's Bottleneck (v1.5: stride on the 3x3); residual branch dropped per sample."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.drop_path: nn.Module = nn.Identity()
+class DropPathBasicBlock(_DropPathResidual, BasicBlock):
+    """torchvision's BasicBlock with a droppable residual branch."""
 
     def forward(self, x: Tensor) -> Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self._add_residual(x, self.bn2(self.conv2(out)))
+
+
+class DropPathBottleneck(_DropPathResidual, Bottleneck):
+    """torchvision's Bottleneck (v1.5: stride on the 3x3) with a droppable residual branch."""
+
+    def forward(self, x: Tensor) -> Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return self.relu(self.drop_path(out) + identity)
+        return self._add_residual(x, self.bn3(self.conv3(out)))
 
 
 RESIDUAL_BLOCKS = (DropPathBasicBlock, DropPathBottleneck)
