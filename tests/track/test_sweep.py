@@ -11,7 +11,8 @@ from track_fakes import BASE_CONFIG, make_run
 from lowres.config import apply_override, parse_override
 from lowres.errors import ConfigError, LowresError
 from lowres.track.rundata import run_state
-from lowres.sweep import parse_grid, plan_sweep, run_sweep, short_keys
+from lowres.sweep import plan_sweep, run_sweep
+from lowres.sweep_grid import parse_grid, short_keys
 
 GRID = ["model.dropout=0.5,0.8"]
 
