@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from lowres.compat import export_onnx
 from lowres.errors import LowresError
 from lowres.inference import load_probability_model
 from lowres.disk import replace_text
@@ -70,10 +71,6 @@ def _export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path) -> N
         import onnxscript  # noqa: F401
     except ImportError:
         raise LowresError("ONNX export needs onnx and onnxscript: pip install 'lowres[export]'") from None
-    batch = torch.export.Dim("batch", min=1)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        program = torch.onnx.export(model, (example,), dynamo=True, input_names=["images"],
-                                    output_names=["probabilities"], opset_version=ONNX_OPSET,
-                                    dynamic_shapes=({0: batch},), verbose=False)
-    program.save(str(path))
+        export_onnx(model, example, path, ONNX_OPSET)

@@ -4,7 +4,8 @@ Each auto-augment op (a row of auto_ops.AUTO_OPS) runs on a batch with one signe
 magnitude per sample, through the policies' own dispatch, and is compared with
 torchvision's own op dispatcher (`_apply_image_or_video_transform`, the code
 RandAugment/TrivialAugmentWide/AugMix call) on each float image: exact for nearest warps
-and quantising ops, 1e-5 for blends and bilinear warps.
+and quantising ops, 1e-5 for blends and bilinear warps. torchvision is given its
+InterpolationMode enum (0.26 rejects the strings that older versions accepted).
 """
 import pytest
 import torch
@@ -52,7 +53,7 @@ def test_auto_augment_op(images, k, interpolation):
         magnitude = table[torch.tensor([0, 4, 9, 13, 18, 22, 27, 30])].double()
         if op.signed:
             magnitude = magnitude * torch.tensor([1, -1] * 4)
-    tv = T.RandAugment(interpolation=interpolation)
+    tv = T.RandAugment(interpolation=T.InterpolationMode(interpolation))
     want = torch.stack([tv._apply_image_or_video_transform(
         img, name, float(m), interpolation=tv.interpolation, fill=tv._fill)
         for img, m in zip(images, magnitude)])
@@ -124,7 +125,7 @@ def test_drawn_ops_in_one_batch(policy, interpolation):
     bin_index = torch.randint(0, 3 if policy == "augmix" else bins, (n,), generator=g)
     magnitude = auto_apply.draw_magnitudes(g, policy, ops, op_index, bin_index, bins, 16, 16)
     got = auto_apply.apply_drawn_ops(x.clone(), op_index, magnitude, ops, interpolation, None)
-    tv = TV_POLICIES[policy](interpolation=interpolation)
+    tv = TV_POLICIES[policy](interpolation=T.InterpolationMode(interpolation))
     want = torch.stack([tv._apply_image_or_video_transform(
         img, ops[int(k)].name, float(m), interpolation=tv.interpolation, fill=tv._fill)
         for img, k, m in zip(x, op_index, magnitude)])

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from lowres.compat import set_submodule
 from lowres.errors import ConfigError, LowresError
 
 PREFIX = "timm:"
@@ -101,11 +102,11 @@ def adapt_stem(model: nn.Module, stem: str, in_channels: int) -> list[str]:
         if stage is not None and (name == stage or name.startswith(stage + ".")):
             break
         if not conv_done and isinstance(module, nn.Conv2d):
-            model.set_submodule(name, _low_res_conv(module, stem, in_channels))
+            set_submodule(model, name, _low_res_conv(module, stem, in_channels))
             changed.append(name)
             conv_done = True
         elif conv_done and isinstance(module, _POOLS) and _stride(module) > 1:
-            model.set_submodule(name, nn.Identity())
+            set_submodule(model, name, nn.Identity())
             changed.append(name)
         elif conv_done and isinstance(module, nn.Conv2d) and max(module.stride) > 1:
             module.stride = (1, 1)  # a second strided stem conv (overlapping stems): same rule

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from lowres.compat import set_submodule
 from lowres.config import ModelConfig, checked
 from lowres.errors import ConfigError, did_you_mean
 from lowres.models.adapted import build_efficientnet_b7, build_swin_t
@@ -137,7 +138,7 @@ def _build_timm(cfg: ModelConfig, num_classes: int, in_channels: int, image_size
         if not isinstance(old, nn.Linear):
             raise ConfigError(f"config key 'model.head': timm model '{name}' has no Linear "
                               f"classifier to replace with the mlp head; use model.head=linear")
-        model.set_submodule(classifier, make_head("mlp", old.in_features, num_classes, cfg.dropout,
+        set_submodule(model, classifier, make_head("mlp", old.in_features, num_classes, cfg.dropout,
                                                   cfg.head_hidden))
     return model
 
