@@ -17,6 +17,7 @@ import torch
 
 from lowres.config import DataConfig, TrainConfig
 from lowres.errors import ConfigError
+from lowres.train.gpu_policy import BF16_FROM, TRITON_FROM, GpuInfo, generation, gpu_info
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 
@@ -30,6 +31,8 @@ class DevicePolicy:
     resident: bool  # the uint8 dataset lives on the device
     augment_masking: str = "subset"  # "subset" (gather, CPU) or "where" (fixed shapes, no syncs)
     compile_augment: bool = False  # the augmentation ops as one compiled graph ("where" only)
+    gpu: GpuInfo | None = None  # name, compute capability, memory (CUDA only)
+    reasons: tuple[str, ...] = ()  # each GPU choice and why, as `describe_choices` prints them
 
     @property
     def needs_scaler(self) -> bool:
@@ -44,10 +47,16 @@ class DevicePolicy:
         precision = {None: "fp32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}
         where = "in memory" if self.device.type == "cpu" and self.resident else (
             "on device" if self.resident else "gathered on the host per batch")
-        return (f"{self.device} | {precision[self.amp_dtype]} | "
+        gpu = f" ({self.gpu.describe()})" if self.gpu else ""
+        return (f"{self.device}{gpu} | {precision[self.amp_dtype]} | "
                 f"channels_last={'on' if self.channels_last else 'off'} | "
                 f"compile={'on' if self.compile else 'off'} | dataset {where} | "
                 f"augment {self.augment_masking}{' compiled' if self.compile_augment else ''}")
+
+
+    def describe_choices(self) -> str:
+        """The policy line, then on a GPU one indented line per choice with its reason."""
+        return "\n".join([self.describe(), *(f"  {reason}" for reason in self.reasons)])
 
 
 def _yes(value: str, auto: bool) -> bool:
@@ -90,17 +99,22 @@ def resolve(train: TrainConfig, data: DataConfig, dataset_bytes: int = 0,
     else:
         raise ConfigError(f"train.device={name!r} is not cpu, cuda, cuda:N or auto")
     cuda = device.type == "cuda"
-    if train.precision == "auto":
-        amp = torch.bfloat16 if cuda else None
+    gpu = gpu_info(device) if cuda else None
+    if cuda:
+        amp, compile_, channels_last, tf32, reasons = _gpu_choices(train, gpu)
     else:
-        amp = DTYPES[train.precision]
-        if amp is torch.float16 and not cuda:
+        amp = DTYPES["fp32" if train.precision == "auto" else train.precision]
+        if amp is torch.float16:
             raise ConfigError("train.precision=fp16 needs a CUDA GPU (use bf16 or fp32 on the CPU)")
+        # channels_last is faster on the CPU too (oneDNN): measured 1.16-1.34x for
+        # resnet8/18/50 and cnn_small training steps on 2 x86 cores.
+        compile_, channels_last, tf32 = _yes(train.compile, False), _yes(train.channels_last, True), False
+        reasons = ()
     if cuda:
         torch.cuda.set_device(device)  # kernels, streams and RNG of this process on its GPU
         torch.backends.cudnn.benchmark = train.cudnn_benchmark
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
     else:
         # Processes on one machine share its cores (torchrun sets LOCAL_WORLD_SIZE).
         per_process = max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
@@ -120,11 +134,42 @@ def resolve(train: TrainConfig, data: DataConfig, dataset_bytes: int = 0,
     return DevicePolicy(
         device=device,
         amp_dtype=amp,
-        # channels_last is faster on CUDA (tensor cores) and on the CPU too (oneDNN): measured
-        # 1.16-1.34x for resnet8/18/50 and cnn_small training steps on 2 x86 cores.
-        channels_last=_yes(train.channels_last, True),
-        compile=_yes(train.compile, cuda),
+        channels_last=channels_last,
+        compile=compile_,
         resident=_yes(data.resident, resident_auto),
         augment_masking=masking,
         compile_augment=train.compile_augment == "yes",
+        gpu=gpu,
+        reasons=reasons,
     )
+
+
+def _gpu_choices(train: TrainConfig, gpu: GpuInfo):
+    """(autocast dtype, compile, channels_last, TF32, reasons) for this GPU: the table's row
+    for its compute capability (train/gpu_policy.py), unless a key says otherwise."""
+    row, cap, who = generation(gpu.capability), gpu.capability, f"the {gpu.short_name} ({gpu.sm})"
+    precision = row.precision if train.precision == "auto" else train.precision
+    if precision == "bf16" and cap < BF16_FROM:
+        raise ConfigError(f"train.precision=bf16 but {who} has no bf16 (it needs sm_80+): use "
+                          f"train.precision={row.precision} (or auto)")
+    if train.compile == "yes" and cap < TRITON_FROM:
+        raise ConfigError(f"train.compile=yes but {who} is too old for Triton, which "
+                          f"torch.compile needs (sm_70+): use train.compile=no (or auto)")
+    compile_ = _yes(train.compile, row.compile)
+    channels_last = _yes(train.channels_last, row.channels_last)
+    label = {"bf16": "bf16 autocast", "fp16": "fp16 autocast + grad scaler", "fp32": "fp32"}[precision]
+    why = (f"{who} {row.precision_why}" if train.precision == "auto"
+           else f"set by train.precision ({who}; the default here is {row.precision})")
+    reasons = (
+        f"{label}: {why}",
+        f"torch.compile {'on' if compile_ else 'off'}: "
+        + (f"set by train.compile={train.compile}" if train.compile != "auto" else
+           f"{who} is {'supported' if row.compile else 'too old (sm_70+ needed)'} by Triton"),
+        f"channels_last {'on' if channels_last else 'off'}: "
+        + (f"set by train.channels_last={train.channels_last}" if train.channels_last != "auto" else
+           f"{'tensor cores read NHWC' if row.channels_last else 'no tensor cores to feed'}"),
+        f"TF32 {'on' if row.tf32 else 'off'}: "
+        + ("float32 matmuls and convolutions on tensor cores (sm_80+)" if row.tf32
+           else "no TF32 before sm_80"),
+    )
+    return DTYPES[precision], compile_, channels_last, row.tf32, reasons

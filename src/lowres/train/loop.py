@@ -97,7 +97,7 @@ def _train(run: Run, state: dict | None, overrides: list[str], flag: StopFlag, o
     cfg, log, dist = run.cfg, run.log, run.dist
     _start_or_resume(run, state, overrides, resumed)
     log.set_status("running")
-    print(f"lowres: training {log.dir} on {run.policy.describe()}", file=out)
+    print(f"lowres: training {log.dir} on {run.policy.describe_choices()}", file=out)
     flag.install()
     control = StepControl(flag, cfg.train.checkpoint_minutes, dist)
     session_epochs = 0
@@ -154,7 +154,8 @@ def _start_or_resume(run: Run, state: dict | None, overrides: list[str], resumed
     elif state is None:
         save_config()  # first: until config.yaml lands, the directory holds no run
         log.write_env(str(run.policy.device))
-        log.event("run_start", device=run.policy.describe(), train_images=len(run.data.train_labels),
+        log.event("run_start", device=run.policy.describe(), choices=list(run.policy.reasons),
+                  train_images=len(run.data.train_labels),
                   val_images=len(run.data.val_labels), classes=run.data.num_classes,
                   world_size=dist.world_size)
     else:
