@@ -6,6 +6,8 @@ without writing anything.
 """
 from __future__ import annotations
 
+import time
+
 import torch
 
 from lowres.augment import build_pipeline
@@ -16,6 +18,7 @@ from lowres.intervals import split_precision_line
 from lowres.models import build_model, count_parameters
 from lowres.train.device import DevicePolicy
 from lowres.train.engine import soft_cross_entropy
+from lowres.train.memory_estimate import STATE_COPIES, estimate
 from lowres.train.optim import build_optimizer
 from lowres.train.schedules import Schedule
 from lowres.train.plan import StopRule
@@ -60,7 +63,14 @@ def dry_run(cfg: Config, data: Prepared, policy: DevicePolicy, run_dir, out) -> 
           f"accuracy on so few is noisy (raise data.val_fraction)")
     p(f"model: {cfg.model.name} (stem {cfg.model.stem}, head {cfg.model.head}, dropout "
       f"{cfg.model.dropout}, init {cfg.model.init}), {count_parameters(model):,} parameters")
-    p(f"device: {policy.describe()}")
+    p(f"device: {policy.describe_choices()}")
+    memory = estimate_memory(model, data.image_shape, {st.optimizer.name for st in cfg.stages},
+                             bool(cfg.train.ema), policy.amp_dtype is not None or policy.device.type == "cpu")
+    p(f"memory: {memory.line(cfg.train.batch_size)}")
+    if policy.gpu is not None:
+        here = memory.line(cfg.train.batch_size, policy.gpu.memory_bytes, "it")
+        p(f"  on this {policy.gpu.short_name}: {here}")
+        p(f"  speed: {_seconds_per_epoch(model, data, cfg, policy, steps)}")
     p(f"batch {cfg.train.batch_size}, {_plural(steps, 'step')} per epoch, label smoothing "
       f"{cfg.train.label_smoothing}" + (f", EMA {cfg.train.ema}" if cfg.train.ema else ""))
     for i, stage in enumerate(cfg.stages):
@@ -82,6 +92,43 @@ def dry_run(cfg: Config, data: Prepared, policy: DevicePolicy, run_dir, out) -> 
         for line in augment.describe().splitlines():
             p(f"  augment: {line}")
     p(f"one batch of {n}: forward + backward OK, loss {loss.item():.4f}")
+
+
+def estimate_memory(model, image_shape, optimizers: set[str], ema: bool, amp: bool):
+    """The stage whose optimizer keeps the most state decides (Adam's two copies vs SGD's one)."""
+    heaviest = max(optimizers, key=lambda name: STATE_COPIES.get(name, 2))
+    return estimate(model, image_shape, heaviest, ema, amp)
+
+
+def _seconds_per_epoch(model, data: Prepared, cfg: Config, policy: DevicePolicy, steps: int,
+                       timed: int = 5) -> str:
+    """Seconds per epoch from a few timed full-batch steps (eager: torch.compile, when on,
+    is usually faster once compiled; augmentation not included)."""
+    batch = min(cfg.train.batch_size, len(data.train_labels))
+    x = torch.randn(batch, *data.image_shape, device=policy.device)
+    y = torch.randint(0, data.num_classes, (batch,), device=policy.device)
+    if policy.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    optimizer = build_optimizer(model, cfg.stages[0].optimizer)
+    scaler = torch.amp.GradScaler("cuda", enabled=policy.needs_scaler)
+    try:
+        for i in range(2 + timed):  # two warm-up steps (cuDNN autotuning, allocator)
+            if i == 2:
+                torch.cuda.synchronize(policy.device)
+                start = time.perf_counter()
+            with policy.autocast():
+                loss = torch.nn.functional.cross_entropy(model(x).float(), y)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+        torch.cuda.synchronize(policy.device)
+    except torch.OutOfMemoryError:
+        return f"out of memory at batch {batch} (see the memory line above)"
+    per_step = (time.perf_counter() - start) / timed
+    return (f"~{per_step * steps:.0f} s per epoch ({per_step * 1000:.1f} ms per step of {batch}, "
+            f"eager, {timed} timed steps)")
 
 
 def _plural(n: int, word: str) -> str:

@@ -110,9 +110,9 @@ class Engine:
         try:
             return self._step(self.forward, x, targets, optimizer)
         except torch.OutOfMemoryError:
-            raise LowresError(
-                f"out of memory on {self.policy.device} at {x.shape[0]} images per step: lower "
-                f"train.batch_size (or use train.precision=bf16)") from None
+            optimizer.zero_grad(set_to_none=True)
+            raise LowresError(f"out of memory on {self.policy.device} at {x.shape[0]} images per "
+                              f"step: {self._batch_that_fits(x, optimizer)}") from None
         except Exception as exc:  # any compile failure (it is re-raised unless eager succeeds)
             if not self.compiled:
                 raise
@@ -122,6 +122,19 @@ class Engine:
                   file=sys.stderr)
             self.forward = self.train_model
             return result
+
+    def _batch_that_fits(self, x: torch.Tensor, optimizer: torch.optim.Optimizer) -> str:
+        """The advice of an out-of-memory error: the batch the memory estimate fits."""
+        from lowres.train.memory_estimate import estimate
+
+        if self.policy.gpu is None:
+            return "lower train.batch_size"
+        kind = "sgd" if isinstance(optimizer, torch.optim.SGD) else "adam"
+        fits = estimate(self.module, tuple(x.shape[1:]), kind, self.ema is not None,
+                        self.policy.amp_dtype is not None).largest_batch(self.policy.gpu.memory_bytes)
+        return (f"set train.batch_size={fits} or lower (the estimate of what fits this "
+                f"{self.policy.gpu.short_name}'s {self.policy.gpu.memory_bytes / 2**30:.0f} GiB)"
+                if fits else "the model alone does not fit this GPU: choose a smaller model.name")
 
     def _step(self, model_fn: Callable, x: torch.Tensor, targets: torch.Tensor,
               optimizer: torch.optim.Optimizer) -> tuple[torch.Tensor, torch.Tensor]:

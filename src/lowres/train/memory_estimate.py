@@ -1,0 +1,74 @@
+"""Peak training memory of a model at a batch size, estimated on the CPU before any GPU.
+
+Method (its figures are checked against `torch.cuda.max_memory_allocated` by `make
+gpu-check`):
+- the fixed part: fp32 parameters, their gradients, the optimizer's state (SGD momentum: one
+  copy; Adam/AdamW/LAMB-like: two) and the EMA copy when `train.ema` is on;
+- the activations: every tensor autograd saves for the backward during one training forward
+  (`torch.autograd.graph.saved_tensors_hooks`, each storage counted once), measured under
+  autocast at batch 2 and 4 on the CPU. Their difference is the per-image cost; what does
+  not grow with the batch (autocast's low-precision weight copies) is fixed. bf16 and fp16
+  have the same width, so a bf16 CPU autocast stands for both.
+- a margin (`MARGIN`) for the caching allocator's rounding, cuDNN workspaces and the
+  backward's transient buffers; the CUDA context itself (~0.3-0.5 GiB) is outside
+  max_memory_allocated and is kept out of the card's usable memory (`USABLE`).
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+
+MARGIN = 1.25  # activations and transient buffers; set from the first H200 comparison
+USABLE = 0.90  # of the card's total memory: the CUDA context and fragmentation take the rest
+STATE_COPIES = {"sgd": 1}  # optimizer state per parameter, in fp32 copies (others: 2, Adam-like)
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    fixed_bytes: int  # parameters, gradients, optimizer state, EMA, autocast weight copies
+    per_image_bytes: int  # saved activations per image, with the margin
+
+    def peak_bytes(self, batch: int) -> int:
+        return self.fixed_bytes + batch * self.per_image_bytes
+
+    def largest_batch(self, card_bytes: int) -> int:
+        """The largest batch whose estimate fits a card of this much memory (0: none)."""
+        room = USABLE * card_bytes - self.fixed_bytes
+        return max(0, int(room // self.per_image_bytes))
+
+    def line(self, batch: int, card_bytes: int = 16 << 30, card: str = "a 16 GB card") -> str:
+        peak = self.peak_bytes(batch)
+        fits = peak <= USABLE * card_bytes
+        return (f"estimated peak GPU memory {peak / 2**30:.1f} GiB at batch {batch} "
+                f"({'fits' if fits else 'does not fit'} {card}; the largest batch that fits: "
+                f"{self.largest_batch(card_bytes)})")
+
+
+def _saved_bytes(model: torch.nn.Module, x: torch.Tensor, amp: bool) -> int:
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor):
+        storage = t.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), \
+            torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+        model(x)
+    return sum(storages.values())
+
+
+def estimate(model: torch.nn.Module, image_shape: tuple[int, int, int], optimizer: str = "sgd",
+             ema: bool = False, amp: bool = True) -> MemoryEstimate:
+    """The estimate for `model` (not modified: a CPU copy is measured) on images of
+    `image_shape` (C, H, W); `amp` = bf16/fp16 autocast, else fp32 activations."""
+    probe = copy.deepcopy(model).to("cpu", memory_format=torch.channels_last).train()
+    params = sum(p.numel() * p.element_size() for p in probe.parameters())
+    copies = 2 + STATE_COPIES.get(optimizer, 2) + (1 if ema else 0)  # weights, grads, state, EMA
+    # Batches of 2 and 4: batch norm refuses one value per channel (an SE block's 1x1 map).
+    two, four = (_saved_bytes(probe, torch.zeros(n, *image_shape), amp) for n in (2, 4))
+    per_image = max((four - two) // 2, 1)
+    fixed = copies * params + max(two - 2 * per_image, 0)
+    return MemoryEstimate(fixed_bytes=int(fixed), per_image_bytes=int(per_image * MARGIN))
