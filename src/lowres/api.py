@@ -158,15 +158,18 @@ def train(config: str | Path | dict, *overrides: str, run_dir: str | Path | None
             pause_after_epochs=pause_after, dry_run=dry_run, out=sys.stdout), run_dir)
 
 
-def resume(run_dir: str | Path | TrainedRun, *overrides: str, time_limit: float | str | None = None,
-           pause_after: int | None = None) -> TrainedRun:
-    """`lowres train --resume RUN_DIR key=value ...`: continue exactly where it stopped."""
+def resume(run: str | Path | TrainedRun, *overrides: str, time_limit: float | str | None = None,
+           pause_after: int | None = None, run_dir: str | Path | None = None) -> TrainedRun:
+    """`lowres train --resume RUN key=value ...`: continue exactly where it stopped.
+    `run_dir`: continue a copy of the run there instead (`--run-dir`; a read-only RUN, such
+    as a Kaggle input folder, needs one)."""
     from lowres.train import loop
 
-    run_dir = _run_dir(run_dir)
+    source = _run_dir(run)
     return _train_guarded(lambda: loop.train(
-        None, [str(o) for o in overrides], resume=run_dir, time_limit=_duration(time_limit),
-        pause_after_epochs=pause_after, out=sys.stdout), run_dir)
+        None, [str(o) for o in overrides], resume=source, run_dir=run_dir,
+        time_limit=_duration(time_limit), pause_after_epochs=pause_after, out=sys.stdout),
+        run_dir or source)
 
 
 def _train_guarded(start, run_dir) -> TrainedRun | None:

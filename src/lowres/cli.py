@@ -50,8 +50,6 @@ def _cmd_train(args) -> int:
     if args.resume and config is not None:
         raise LowresError(f"--resume continues {args.resume} with its own config.yaml: drop "
                           f"{config} (key=value overrides are still allowed)")
-    if args.resume and args.run_dir:
-        raise LowresError("--resume RUN_DIR already names the run directory: drop --run-dir")
     time_limit = parse_duration(args.time_limit) if args.time_limit else None
     result = train(config, overrides, run_dir=args.run_dir, resume=args.resume,
                    time_limit=time_limit, pause_after_epochs=args.pause_after, dry_run=args.dry_run)
@@ -209,7 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", nargs="?", help="YAML config (only data.root is required)")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="config overrides, e.g. train.batch_size=128 model.name=resnet18")
-    p.add_argument("--run-dir", help="where the run goes (default: runs/<name>-<time>)")
+    p.add_argument("--run-dir", help="where the run goes (default: runs/<name>-<time>); with "
+                   "--resume, a new folder where a copy of the run goes on (for a read-only run)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run exactly where its "
                                                       "last checkpoint left off")
     p.add_argument("--time-limit", metavar="DURATION", help="stop cleanly after this long (e.g. "

@@ -21,6 +21,7 @@ import torch
 from lowres.compat import export_onnx
 from lowres.errors import LowresError
 from lowres.inference import load_probability_model
+from lowres.run_copy import output_path
 from lowres.disk import replace_text
 from lowres.train import checkpoint
 
@@ -35,7 +36,11 @@ def export(run_dir: str | Path, fmt: str = "onnx", which: str = "best", out: str
     if fmt not in FORMATS:
         raise LowresError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
     model, meta = load_probability_model(run_dir, which)
-    out = Path(out) if out else Path(run_dir) / "export" / f"model{FORMATS[fmt]}"
+    if out is None:
+        out, note = output_path(Path(run_dir), Path(run_dir) / "export" / f"model{FORMATS[fmt]}")
+        if note:
+            print(f"lowres: note: {note}", file=log)
+    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     example = torch.zeros((2, *meta["image_shape"]), dtype=torch.uint8)
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")  # never leave half a file behind

@@ -158,7 +158,13 @@ def evaluate(run_dir: str | Path, data: str | Path | None = None, which: str = "
     result = summarize(labels, predicted, loaded.class_names)
     result.update(source=source, images=int(len(labels)), tta=tta, checkpoint=which,
                   checkpoint_used=loaded.note)
-    out_dir = Path(out_dir) if out_dir else Path(run_dir) / "evaluation"
+    if out_dir is None:
+        from lowres.run_copy import output_path
+
+        out_dir, note = output_path(Path(run_dir), Path(run_dir) / "evaluation")
+        if note:
+            print(f"lowres: note: {note}", file=log)
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     plot = write_confusion_plot(labels, predicted, loaded.class_names, out_dir / "confusion.png")
     import json

@@ -28,7 +28,7 @@ from lowres.environment import environment
 from lowres.track import metrics
 
 EVENT_KINDS = ("run_start", "resume", "stage_start", "lr_drop", "best", "stop", "stage_end",
-               "interrupted", "run_end", "warning")
+               "interrupted", "run_end", "warning", "moved")
 
 
 def now_iso() -> str:

@@ -19,7 +19,7 @@ from lowres.disk import DiskFullError
 from lowres.durations import format_duration
 from lowres.errors import LowresError
 from lowres.intervals import interval_columns
-from lowres import run_lock
+from lowres import run_copy, run_lock
 from lowres.track.outcomes import record_val_outcomes
 from lowres.train import distributed
 from lowres.train.data_fingerprint import check_same_data
@@ -47,8 +47,9 @@ def train(config_path: str | Path | None, overrides: list[str] = (), run_dir: st
     lock = None
     try:
         state, note = None, None
+        moved_from = None
         if resume is not None:
-            run_dir = Path(resume)
+            run_dir, moved_from = _resume_dir(Path(resume), run_dir, dry_run, dist)
             if dist.is_main and not dry_run and run_dir.is_dir():
                 lock = run_lock.RunLock(run_dir).acquire()  # before anything is read or cut
             cfg, state, note = load_resume_config(run_dir, list(overrides))
@@ -84,12 +85,30 @@ def train(config_path: str | Path | None, overrides: list[str] = (), run_dir: st
             return None
         if resume is not None:
             run.resumed_note = "; ".join(n for n in (note, lock and lock.note()) if n) or None
+            run.moved_from = moved_from
         flag = StopFlag(time_limit, pause_after_epochs, pause_after_steps)
         return _train(run, state, list(overrides), flag, out, resumed=resume is not None)
     finally:
         if lock is not None:
             lock.release()
         distributed.shutdown(dist)
+
+
+def _resume_dir(source: Path, run_dir, dry_run: bool, dist) -> tuple[Path, Path | None]:
+    """(the directory to resume in, where it was copied from or None). `--run-dir NEW`
+    continues a copy of the run in NEW (the way on from a read-only input folder); without
+    it the run goes on in place, which needs a writable directory."""
+    if run_dir is None or Path(run_dir).resolve() == source.resolve():
+        if not dry_run:
+            run_copy.require_writable_run(source)
+        return source, None
+    if dry_run:  # nothing is written: check the source as it is
+        return source, None
+    target = Path(run_dir)
+    if dist.is_main:
+        run_copy.copy_run(source, target)
+    dist.barrier()  # every rank reads the copy only once it is whole
+    return target, source
 
 
 def _train(run: Run, state: dict | None, overrides: list[str], flag: StopFlag, out,
@@ -141,6 +160,8 @@ def _start_or_resume(run: Run, state: dict | None, overrides: list[str], resumed
         if dist.is_main:
             config_mod.save(cfg, log.dir / "config.yaml")
 
+    if resumed and run.moved_from is not None:
+        log.event("moved", source=str(run.moved_from), run_dir=str(log.dir))
     if resumed and run.resumed_note:
         log.event("warning", message=run.resumed_note)
     if resumed and state is None:

@@ -63,6 +63,7 @@ class Run:
                 lambda n: int(dist.all_reduce_sum([float(n)])[0])
             self.engine.nan_guard.all_ranks = _finite_on_every_rank
         self.resumed_note: str | None = None  # a fallback or a lock take-over, said at resume
+        self.moved_from: Path | None = None  # the run directory this one was copied from
         self._fingerprint = fingerprint(data)  # hashes the file list: once, not per save
         torch.manual_seed(cfg.seed + 7919 * dist.rank)  # dropout draws differ per rank
         self.loader = EpochLoader(data.train_images, data.train_labels, cfg.train.batch_size,

@@ -1,0 +1,104 @@
+"""Runs in a read-only folder (Kaggle's next session sees the last one's output as a
+read-only input): resuming in place is one line naming the way on, `--resume RUN --run-dir
+NEW` continues a copy as the same run, bitwise equal to a run never stopped, and every
+reader works on the read-only run. The folder is a real read-only bind mount."""
+import json
+import shutil
+
+import pytest
+import torch
+
+from read_only_mount import read_only_view
+from run_configs import error_lines, write_config
+from lowres import api
+from lowres.cli import main
+from lowres.train import checkpoint
+from lowres.train.loop import train
+from lowres.track.runlog import read_events, read_metrics, read_status
+
+TIMING = {"images_per_s", "seconds", "elapsed"}
+STAGES = [{"epochs": 2, "scheduler": {"name": "cosine"}, "augment": [{"op": "hflip", "p": 0.5}]},
+          {"epochs": 1, "scheduler": {"name": "constant"}, "augment": [{"op": "erasing", "p": 0.5}]}]
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_data, tmp_path_factory):
+    """A run never stopped, and the same run stopped mid-epoch (its folder, not yet mounted)."""
+    root = tmp_path_factory.mktemp("ro")
+    cfg = write_config(root / "c.yaml", tiny_data, stages=STAGES)
+    assert train(cfg, run_dir=root / "straight").state == "finished"
+    stopped = root / "session1" / "run"
+    assert train(cfg, run_dir=stopped, pause_after_steps=3).state == "stopped"
+    return root, stopped
+
+
+def test_resume_in_place_on_a_read_only_run_is_one_line(runs, tmp_path, capsys):
+    root, stopped = runs
+    with read_only_view(stopped, tmp_path / "input" / "run") as ro:
+        before = {p.name: p.read_bytes() for p in ro.rglob("*") if p.is_file()}
+        assert main(["train", "--resume", str(ro)]) == 2
+        lines = error_lines(capsys)
+        assert len(lines) == 1 and "is read-only" in lines[0]
+        assert f"lowres train --resume {ro} --run-dir NEW_DIR" in lines[0]
+        assert {p.name: p.read_bytes() for p in ro.rglob("*") if p.is_file()} == before
+
+
+def test_resume_into_a_new_dir_goes_on_as_one_run_bitwise(runs, tmp_path, capsys):
+    root, stopped = runs
+    new = tmp_path / "working" / "run"
+    with read_only_view(stopped, tmp_path / "input" / "run") as ro:
+        assert main(["train", "--resume", str(ro), "--run-dir", str(new), "--pause-after", "1"]) == 0
+        assert f"lowres train --resume {new}" in capsys.readouterr().out
+    assert read_status(new)["resume"] == f"lowres train --resume {new}"
+    assert api.resume(new).state == "finished"  # then in place: the copy is writable
+    a = checkpoint.load(root / "straight" / "checkpoints" / "last.pt")
+    b = checkpoint.load(new / "checkpoints" / "last.pt")
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in TIMING} for r in rows]  # noqa: E731
+    assert strip(read_metrics(new)) == strip(read_metrics(root / "straight"))  # one curve
+    events = [e["event"] for e in read_events(new)]
+    assert events[0] == "run_start" and events.count("moved") == 1
+    moved = next(e for e in read_events(new) if e["event"] == "moved")
+    assert moved["source"].endswith("input/run")
+    assert not (new / ".lock").exists() or read_status(new)["state"] == "finished"
+
+
+def test_a_new_dir_that_holds_something_is_refused(runs, tmp_path, capsys):
+    _, stopped = runs
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "notes.txt").write_text("mine")
+    assert main(["train", "--resume", str(stopped), "--run-dir", str(taken)]) == 2
+    assert "already exists and is not empty" in error_lines(capsys)[0]
+    assert [p.name for p in taken.iterdir()] == ["notes.txt"]
+    # From Python: the same copy, the original untouched.
+    original = {p.name: p.read_bytes() for p in stopped.rglob("*") if p.is_file() and p.name != ".lock"}
+    run = api.resume(stopped, "stages.1.epochs=1", run_dir=tmp_path / "copy", pause_after=1)
+    assert run.dir == tmp_path / "copy" and run.state.startswith("stopped")
+    assert {p.name: p.read_bytes() for p in stopped.rglob("*")
+            if p.is_file() and p.name != ".lock"} == original
+
+
+def test_every_reader_works_on_a_read_only_run(runs, tiny_data, tmp_path, capsys, monkeypatch):
+    root, _ = runs
+    finished = root / "straight"
+    monkeypatch.chdir(tmp_path)
+    with read_only_view(finished, tmp_path / "input" / "run") as ro:
+        assert main(["predict", str(ro), "--data", str(tiny_data), "--out", "sub.csv"]) == 0
+        assert len((tmp_path / "sub.csv").read_text().splitlines()) == 13
+        assert main(["evaluate", str(ro)]) == 0
+        out = capsys.readouterr().out
+        assert "is read-only: writing to" in out
+        assert json.loads((tmp_path / "run-evaluation" / "evaluation.json").read_text())["images"] > 0
+        assert main(["export", str(ro), "--format", "torchscript"]) == 0
+        assert (tmp_path / "run-export" / "model.pt").is_file()
+        assert main(["runs", str(ro.parent)]) == 0
+        assert "finished" in capsys.readouterr().out
+        assert main(["compare", str(ro), str(ro), "--out", str(tmp_path / "cmp")]) == 0
+        loaded = api.load_run(ro)
+        assert loaded.state == "finished" and loaded.best["val_acc"] is not None
+        assert len(loaded.metrics) == 3 and loaded.events and loaded.config["seed"] == 0
+        probs = loaded.model()(torch.zeros(2, 3, 16, 16, dtype=torch.uint8))
+        assert probs.shape == (2, 4)
+    shutil.rmtree(tmp_path / "run-export")
