@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test venv lint bench gpu-check gpu-check-data clean
+.PHONY: demo test test-floor venv lint bench gpu-check gpu-check-data clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,24 @@ demo: $(STAMP)
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest tests
+
+# The oldest torch/torchvision that pyproject.toml admits, installed FIRST: installing lowres
+# must keep it (no dependency may pull a newer torch), then the whole suite runs on it.
+FLOOR_TORCH := 2.4.1
+FLOOR_VISION := 0.19.1
+FLOOR := .venv-floor
+
+$(FLOOR)/.installed: pyproject.toml
+	@test -x $(FLOOR)/bin/python || $(PYTHON) -m venv $(FLOOR)
+	$(FLOOR)/bin/python -m pip install --quiet "torch==$(FLOOR_TORCH)" "torchvision==$(FLOOR_VISION)"
+	$(FLOOR)/bin/python -m pip install --quiet -e ".[test]"
+	$(FLOOR)/bin/python -c "import torch, torchvision; v = (torch.__version__.split('+')[0], \
+	  torchvision.__version__.split('+')[0]); assert v == ('$(FLOOR_TORCH)', '$(FLOOR_VISION)'), \
+	  f'installing lowres replaced the torch it found: {v}'; print('kept torch', *v)"
+	@touch $@
+
+test-floor: $(FLOOR)/.installed
+	$(FLOOR)/bin/python -m pytest tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

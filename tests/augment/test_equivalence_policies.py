@@ -17,6 +17,12 @@ from lowres.augment.auto_ops import AUTO_OPS
 from lowres.augment.basic_ops import jitter
 from lowres.augment.mix import mix_batch
 
+def tv_transform(transform, inpt, params):
+    """A v2 transform applied with fixed parameters (older torchvision calls it `_transform`)."""
+    apply = getattr(transform, "transform", None) or transform._transform
+    return apply(inpt, params)
+
+
 TV_POLICIES = {"randaugment": T.RandAugment, "trivialaugment": T.TrivialAugmentWide,
                "augmix": T.AugMix}
 
@@ -88,7 +94,7 @@ def test_mixup_matches_torchvision(images):
     lam = 0.3
     tv = T.MixUp(alpha=1.0, num_classes=5)
     params = {"labels": labels, "batch_size": 8, "lam": lam}
-    want_x, want_y = tv.transform(images, params), tv.transform(labels, params)
+    want_x, want_y = tv_transform(tv, images, params), tv_transform(tv, labels, params)
     box = torch.zeros(8, 4, dtype=torch.long)
     got_x, got_y = mix_batch(images, labels, torch.full((8,), lam), torch.ones(8, dtype=torch.bool),
                              box, 5)
@@ -102,7 +108,7 @@ def test_cutmix_matches_torchvision(images):
     lam = 1.0 - (x2 - x1) * (y2 - y1) / (24 * 24)
     tv = T.CutMix(alpha=1.0, num_classes=5)
     params = {"labels": labels, "batch_size": 8, "box": (x1, y1, x2, y2), "lam_adjusted": lam}
-    want_x, want_y = tv.transform(images, params), tv.transform(labels, params)
+    want_x, want_y = tv_transform(tv, images, params), tv_transform(tv, labels, params)
     box = torch.tensor([[y1, y2, x1, x2]] * 8)
     got_x, got_y = mix_batch(images, labels, torch.full((8,), lam),
                              torch.zeros(8, dtype=torch.bool), box, 5)
