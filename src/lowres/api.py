@@ -138,10 +138,11 @@ def _duration(value: float | str | None) -> float | None:
 
 def train(config: str | Path | dict, *overrides: str, run_dir: str | Path | None = None,
           time_limit: float | str | None = None, pause_after: int | None = None,
-          dry_run: bool = False) -> TrainedRun | None:
+          dry_run: bool = False, devices: int | None = None) -> TrainedRun | None:
     """`lowres train CONFIG key=value ...`: `config` is a YAML path or a dict of the same
-    keys; `time_limit` is seconds or a duration such as '11h30m'. Returns the run (None for
-    a dry run). An interrupted run returns stopped and resumable with `lowres.resume`."""
+    keys; `time_limit` is seconds or a duration such as '11h30m'; `devices=N` trains on N
+    GPUs (N processes, started here: `--devices`). Returns the run (None for a dry run). An
+    interrupted run returns stopped and resumable with `lowres.resume`."""
     from lowres import config as config_mod
     from lowres.train import loop
 
@@ -153,23 +154,45 @@ def train(config: str | Path | dict, *overrides: str, run_dir: str | Path | None
             config = path
         if run_dir is None and not dry_run:  # known up front, to name it if interrupted
             run_dir = loop.default_run_dir(config_mod.load(config, overrides), config)
+        if devices not in (None, 1) and not dry_run:
+            return _train_guarded(lambda: _on_devices(devices, config, overrides, run_dir=run_dir,
+                                                      time_limit=_duration(time_limit),
+                                                      pause_after_epochs=pause_after), run_dir)
         return _train_guarded(lambda: loop.train(
             config, overrides, run_dir=run_dir, time_limit=_duration(time_limit),
             pause_after_epochs=pause_after, dry_run=dry_run, out=sys.stdout), run_dir)
 
 
 def resume(run: str | Path | TrainedRun, *overrides: str, time_limit: float | str | None = None,
-           pause_after: int | None = None, run_dir: str | Path | None = None) -> TrainedRun:
+           pause_after: int | None = None, run_dir: str | Path | None = None,
+           devices: int | None = None) -> TrainedRun:
     """`lowres train --resume RUN key=value ...`: continue exactly where it stopped.
     `run_dir`: continue a copy of the run there instead (`--run-dir`; a read-only RUN, such
-    as a Kaggle input folder, needs one)."""
+    as a Kaggle input folder, needs one); `devices=N`: on N GPUs (any count, not only the
+    one it started with)."""
     from lowres.train import loop
 
     source = _run_dir(run)
+    if devices not in (None, 1):
+        return _train_guarded(lambda: _on_devices(
+            devices, None, [str(o) for o in overrides], run_dir=run_dir, resume=source,
+            time_limit=_duration(time_limit), pause_after_epochs=pause_after), run_dir or source)
     return _train_guarded(lambda: loop.train(
         None, [str(o) for o in overrides], resume=source, run_dir=run_dir,
         time_limit=_duration(time_limit), pause_after_epochs=pause_after, out=sys.stdout),
         run_dir or source)
+
+
+def _on_devices(devices: int, config, overrides, **kwargs):
+    """launch.train_on_devices, answered as loop.train answers (a RunResult-like object)."""
+    from types import SimpleNamespace
+
+    from lowres.launch import train_on_devices
+
+    state, run_dir = train_on_devices(devices, config, overrides, **kwargs)
+    if state is None:
+        return None
+    return SimpleNamespace(state="stopped" if state.startswith("stopped") else state, run_dir=run_dir)
 
 
 def _train_guarded(start, run_dir) -> TrainedRun | None:

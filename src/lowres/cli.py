@@ -51,6 +51,13 @@ def _cmd_train(args) -> int:
         raise LowresError(f"--resume continues {args.resume} with its own config.yaml: drop "
                           f"{config} (key=value overrides are still allowed)")
     time_limit = parse_duration(args.time_limit) if args.time_limit else None
+    if args.devices is not None and args.devices != 1 and not args.dry_run:
+        from lowres.launch import train_on_devices
+
+        state, _ = train_on_devices(args.devices, config, overrides, run_dir=args.run_dir,
+                                    resume=args.resume, time_limit=time_limit,
+                                    pause_after_epochs=args.pause_after)
+        return 0 if state is None or state == "finished" or state.startswith("stopped") else 1
     result = train(config, overrides, run_dir=args.run_dir, resume=args.resume,
                    time_limit=time_limit, pause_after_epochs=args.pause_after, dry_run=args.dry_run)
     return 0 if result is None or result.state in ("finished", "stopped") else 1
@@ -215,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "11h30m for a 12-hour session), saving a resumable checkpoint")
     p.add_argument("--pause-after", type=int, metavar="EPOCHS", help="stop cleanly after this many "
                    "epochs of this session (resume later with --resume)")
+    p.add_argument("--devices", type=int, metavar="N", help="train on N GPUs (or N CPU processes) "
+                   "with DistributedDataParallel, started here (as torchrun would; works from a "
+                   "notebook too); default: one process")
     p.add_argument("--dry-run", action="store_true", help="validate config and data, build the "
                    "model, run one batch forward and backward, print the plan, write nothing")
 

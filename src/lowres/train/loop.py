@@ -273,7 +273,7 @@ def _pause(run: Run, flag: StopFlag, out) -> RunResult:
     print(f"lowres: {flag.reason}; saved {log.checkpoint_dir / 'last.pt'} "
           f"(epoch {pos.epoch}, step {pos.step}).\n"
           f"  resume with: lowres train --resume {log.dir}", file=out)
-    return RunResult(log.dir, "stopped", pos.epoch, run.best["val_acc"])
+    return RunResult(log.dir, "stopped", pos.epoch, run.best["val_acc"], reason=flag.reason)
 
 
 def _record_failure(run: Run, exc: BaseException) -> None:

@@ -41,6 +41,7 @@ class RunResult:
     state: str  # finished | stopped
     epochs: int
     best_val_acc: float | None
+    reason: str | None = None  # why a stopped run stopped (SIGINT, a time limit, a pause)
 
 
 class Run:

@@ -7,6 +7,7 @@ ranks agree on that action, so they all save or stop at the same step.
 """
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -47,8 +48,9 @@ class StopFlag:
         if self.reason is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt  # a second Ctrl-C stops at once
         self.reason = signal.Signals(signum).name
-        print(f"\nlowres: {self.reason} received: saving a checkpoint after this step "
-              f"(Ctrl-C again to abort)", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # one voice: every rank gets the signal
+            print(f"\nlowres: {self.reason} received: saving a checkpoint after this step "
+                  f"(Ctrl-C again to abort)", file=sys.stderr)
 
     def install(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
