@@ -67,7 +67,8 @@ def test_two_processes_from_a_notebook_with_the_stop_button(kernel, tiny_data, t
             interrupted.append(True)
             km.interrupt_kernel()  # what the stop button does
 
-    cell = f"import lowres\nrun = lowres.train({str(cfg)!r}, run_dir={str(run)!r}, devices=2)\nprint(run.state)"
+    cell = (f"import lowres\nrun = lowres.train({str(cfg)!r}, run_dir={str(run)!r}, devices=2)\n"
+            "print(run.state)")
     text, error, widgets = run_cell(kc, cell, on_output=press_stop)
     assert error is None, text
     assert "epoch   1 stage1 1/500" in text and "SIGINT received" in text
