@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -106,7 +107,10 @@ def run_tests(out: Path, marker_expr: str, paths: list[str], timeout: float) -> 
             detail = next((c.get("message", "") for c in case if c.tag in ("failure", "error")), "")
             outcomes[case.get("name")] = kind + (f": {detail.splitlines()[0][:200]}" if detail else "")
     return {"exit_code": proc.returncode, "seconds": round(time.perf_counter() - start, 1),
-            "tests": outcomes, "tail": proc.stdout[-1500:] if proc.returncode else ""}
+            "tests": outcomes,
+            # A failing section keeps both streams: import errors and crashes are on stderr.
+            "tail": (proc.stdout[-1500:] + "\n--- stderr ---\n" + proc.stderr[-1500:]
+                     if proc.returncode else "")}
 
 
 def count_work_per_batch(pipeline, images, labels, generator, device) -> dict:
@@ -168,16 +172,21 @@ def augmentation(device: torch.device, batch: int, batches: int) -> dict:
     return results
 
 
-def training_throughput(device: torch.device, batch: int, compiled: bool, steps: int) -> dict:
-    """ResNet50 (seed k4 stem) training steps on random 40x40 batches, bf16 autocast."""
+def training_throughput(device: torch.device, batch: int, compiled: bool, steps: int,
+                        precision: str = "bf16") -> dict:
+    """ResNet50 (seed k4 stem) training steps on random 40x40 batches under autocast
+    (`precision=fp16`: with the grad scaler, as on a T4), with the memory estimate
+    (train/memory_estimate.py) next to the measured peak."""
+    from lowres.train.memory_estimate import estimate
     import torch._dynamo
 
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
     cfg = ModelConfig(name="resnet50", stem="k4", dropout=0.8)
-    policy = resolve(TrainConfig(device=str(device), precision="bf16",
+    policy = resolve(TrainConfig(device=str(device), precision=precision,
                                  compile="yes" if compiled else "no"), DataConfig())
     model = build_model(cfg, 200, 3, 40)
+    estimated = estimate(model, (3, 40, 40), "sgd", ema=False, amp=True).peak_bytes(batch)
     flops = count_flops(model, 40)
     engine = Engine(model, policy, label_smoothing=0.1)
     optimizer = torch.optim.SGD(engine.module.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
@@ -198,7 +207,9 @@ def training_throughput(device: torch.device, batch: int, compiled: bool, steps:
     seconds = time.perf_counter() - start
     img_s = batch * steps / seconds
     graphs = int(torch._dynamo.utils.counters["stats"].get("unique_graphs", 0))
-    result = {"batch": batch, "compile": compiled, "images_per_s": round(img_s),
+    result = {"batch": batch, "compile": compiled, "precision": precision,
+              "scaler": engine.scaler is not None, "images_per_s": round(img_s),
+              "estimated_peak_gib": round(estimated / 2**30, 2),
               "warmup_seconds": round(warmup, 1), "forward_gflops_per_image": round(flops / 1e9, 3),
               "still_compiled": engine.compiled if compiled else None,
               # Graphs compiled in the warm-up, and any compiled after it (recompiles).
@@ -212,6 +223,37 @@ def training_throughput(device: torch.device, batch: int, compiled: bool, steps:
     del engine, optimizer, model
     if device.type == "cuda":
         torch.cuda.empty_cache()
+    return result
+
+
+def workflow_fp16(out: Path) -> dict:
+    """The user's path on a T4, forced here: `lowres train` in fp16 with the grad scaler,
+    paused, `--resume`d, then `predict`; each command's exit code and output tails."""
+    from lowres.data.synthetic import make_competition_dataset
+
+    work = Path(tempfile.mkdtemp(prefix="lowres-fp16-"))
+    data = make_competition_dataset(work / "data", classes=10, per_class=60, test_per_class=2, size=40)
+    run = out / "fp16-run"
+    shutil.rmtree(run, ignore_errors=True)
+    small = [f"data.root={data}", "model.name=resnet18", "stages.0.epochs=2", "stages.1.epochs=1",
+             "stages.2.epochs=1", "train.precision=fp16", "data.val_fraction=0.1"]
+    commands = {"train": ["train", str(ROOT / "configs" / "seed" / "final.yaml"), *small,
+                          "--run-dir", str(run), "--pause-after", "2"],
+                "resume": ["train", "--resume", str(run)],
+                "predict": ["predict", str(run), "--data", str(data), "--out", str(work / "sub.csv")]}
+    env = dict(os.environ, PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+               LOWRES_CACHE_DIR=str(work / "cache"))
+    result = {}
+    for name, args in commands.items():
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "lowres", *args], capture_output=True, text=True,
+                              env=env, timeout=300)
+        result[name] = {"exit_code": proc.returncode, "seconds": round(time.perf_counter() - start, 1),
+                        "stdout": proc.stdout[-1200:], "stderr": proc.stderr[-1200:]}
+        if proc.returncode:
+            break
+    if (run / "status.json").exists():
+        result["status"] = json.loads((run / "status.json").read_text())
     return result
 
 
@@ -270,12 +312,13 @@ def markdown(report: dict) -> str:
                                  f"{s.get('operations', '-')} | {s.get('kernels', '-')} |")
             lines.append("")
         elif name == "resnet50":
-            lines += ["| batch | compile | images/s | MFU | peak GiB | warm-up s | graphs | recompiles |",
-                      "|---:|---|---:|---:|---:|---:|---:|---:|"]
+            lines += ["| batch | precision | compile | images/s | MFU | peak GiB | estimated GiB | "
+                      "warm-up s | graphs | recompiles |",
+                      "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"]
             for r in section["runs"]:
-                lines.append(f"| {r['batch']} | {r['compile']} | {r['images_per_s']:,} | {r.get('mfu')} | "
-                             f"{r.get('peak_memory_gib')} | {r['warmup_seconds']} | "
-                             f"{r['graphs_compiled']} | {r['recompiles']} |")
+                lines.append(f"| {r['batch']} | {r['precision']} | {r['compile']} | {r['images_per_s']:,} | "
+                             f"{r.get('mfu')} | {r.get('peak_memory_gib')} | {r['estimated_peak_gib']} | "
+                             f"{r['warmup_seconds']} | {r['graphs_compiled']} | {r['recompiles']} |")
             lines += ["", f"augmentation / training (stage 2 vs compiled batch 200): "
                           f"{section.get('augment_over_training')}", ""]
         elif name == "tiny40 stage 1" and "epochs" in section:
@@ -327,11 +370,13 @@ def main() -> int:
         def resnet50() -> dict:
             runs = [training_throughput(device, 200, False, 20),
                     training_throughput(device, 200, True, 30),
-                    training_throughput(device, 512, True, 20)]
+                    training_throughput(device, 512, True, 20),
+                    training_throughput(device, 200, False, 20, precision="fp16")]
             aug = report["sections"].get("augmentation", {}).get("stage2", {}).get("images_per_s")
             ratio = round(aug / runs[1]["images_per_s"], 1) if aug else None
             return {"runs": runs, "augment_over_training": ratio}
         section("resnet50", resnet50, needs=120)
+        section("fp16 train, resume, predict", workflow_fp16, args.out, needs=150)
         section("tiny40 stage 1", lambda: seed_stage1(args.out, min(args.stage1_seconds,
                                                                       max(60.0, left() - 30))),
                 needs=90)

@@ -15,10 +15,32 @@ from lowres.train.loop import train
 
 pytestmark = pytest.mark.cuda
 
-GPU = {"device": "cuda", "precision": "bf16", "compile": "yes"}
+GPU = {"device": "cuda", "precision": "auto", "compile": "yes"}  # auto: the GPU's own row
 STAGE2_LIKE = [{"op": "random_choice", "ops": [{"op": "hflip", "p": 0.25}, {"op": "vflip", "p": 0.25}]},
                {"op": "randaugment", "num_ops": 2, "magnitude": 9},
                {"op": "erasing", "p": 0.5, "ratio": [1, 1]}]
+
+
+def test_the_policy_on_this_gpu_is_its_table_row_and_one_step_runs():
+    from lowres.train.engine import Engine
+    from lowres.train.gpu_policy import generation
+
+    major, minor = torch.cuda.get_device_capability()
+    row = generation((major, minor))
+    policy = resolve(TrainConfig(device="cuda", compile="no"), DataConfig())
+    assert {torch.bfloat16: "bf16", torch.float16: "fp16", None: "fp32"}[policy.amp_dtype] == row.precision
+    assert policy.channels_last == row.channels_last
+    assert torch.backends.cuda.matmul.allow_tf32 is row.tf32
+    assert policy.gpu.capability == (major, minor) and policy.gpu.sm in policy.describe_choices()
+    if row.precision == "bf16":
+        assert torch.cuda.is_bf16_supported()
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.Flatten(), torch.nn.LazyLinear(4))
+    model(torch.zeros(1, 3, 8, 8))
+    engine = Engine(model, policy, label_smoothing=0.0)
+    optimizer = torch.optim.SGD(engine.module.parameters(), lr=0.1)
+    loss, _ = engine.train_step(torch.randn(4, 3, 8, 8, device=policy.device),
+                                torch.tensor([0, 1, 2, 3], device=policy.device), optimizer)
+    assert torch.isfinite(loss).item()
 
 
 def test_a_bare_cuda_device_trains_its_augmentation_on_an_indexed_gpu():
