@@ -155,14 +155,29 @@ def _cmd_sweep(args) -> int:
             return train(None, overrides=[], resume=run_dir)
         return train(config_path, overrides, run_dir=run_dir)
 
+    executor = None
+    if args.ray is not None:
+        from lowres.sweep_ray import run_on_ray
+
+        executor = run_on_ray(args.ray or None, args.per_gpu)
+    elif args.parallel is not None or args.per_gpu != 1 or _gpu_count() > 1:
+        from lowres.sweep_parallel import run_local
+
+        executor = run_local(args.parallel, args.per_gpu)
     result = run_sweep(args.config, args.grid, seeds, args.out, train_fn,
-                       extra_overrides=args.overrides, grid_file=args.grid_file)
+                       extra_overrides=args.overrides, grid_file=args.grid_file, executor=executor)
     if result.stopped_at is not None:  # the trainer caught a signal: same exit as a Ctrl-C
         print(f"lowres: sweep stopped at {result.stopped_at}; rerun the same command to "
               "resume", file=sys.stderr)
         return 130
     print(f"lowres: sweep finished in {result.sweep_dir}")
     return 0
+
+
+def _gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def _cmd_options(args) -> int:
@@ -289,8 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="group runs that differ only in seed; report mean and spread")
 
     p = add("sweep", _cmd_sweep, "train a grid of configs (and seeds), then compare them",
-            "Run the cartesian product of --grid values one after another. Started again, it "
-            "skips finished runs and resumes an interrupted one.")
+            "Run the cartesian product of --grid values, one after another or several at a time "
+            "(--parallel, --ray). Started again, it skips finished runs and resumes interrupted ones.")
     p.add_argument("config")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides for every run")
     p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
@@ -299,7 +314,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a YAML file of dotted keys and lists of values, e.g. "
                         "'stages.0.optimizer.lr: [0.1, 0.05]'")
     p.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2")
-    p.add_argument("--out", default="sweeps/sweep", help="sweep directory (default: sweeps/sweep)")
+    p.add_argument("--out", default="sweeps/sweep", help="sweep directory (default: sweeps/sweep; "
+                   "with --ray, a folder every node sees)")
+    p.add_argument("--parallel", type=int, metavar="N", help="train N points at a time, each in its "
+                   "own process (default: one per visible GPU; on a CPU, one at a time)")
+    p.add_argument("--per-gpu", type=int, default=1, metavar="K", help="points sharing one GPU "
+                   "(small models; default 1)")
+    p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS", help="run the points as Ray "
+                   "tasks on a cluster (ADDRESS, e.g. 10.0.0.1:6379; none: the local cluster or a "
+                   "new one); a trial whose node dies resumes from its last.pt elsewhere; needs "
+                   "pip install 'lowres[ray]'")
 
     p = add("augment-preview", _cmd_augment_preview, "a picture of a stage's augmentation",
             "Save a grid: original training images and several augmented draws of a stage's "

@@ -33,6 +33,8 @@ from lowres.track.runlog import now_iso
 MAX_NAME = 120
 
 TrainFn = Callable[[str, list, Path, bool], Any]
+# (base config, sweep dir, [(tag, point, train overrides)]) -> (failed point names, stopped_at)
+Executor = Callable[[Path, Path, list], "tuple[list[str], str | None]"]
 
 
 @dataclass
@@ -141,6 +143,24 @@ def _set_aside(run_dir: Path) -> Path | None:
     return target
 
 
+def prepare_point(run_dir: Path, tag: str) -> bool | None:
+    """Just before a point trains: None to skip it (finished, or another process trains
+    it), else whether to resume it. A directory that cannot be resumed is set aside."""
+    state = run_state(run_dir) if run_dir.exists() else None
+    if state == FINISHED:
+        _say(f"{tag}: finished, skipped")
+        return None
+    if state == RUNNING or (run_dir.exists() and held_by_other(run_dir)):
+        _say(f"{tag}: running in another process (it holds the run's lock), skipped")
+        return None
+    if (run_dir / "checkpoints" / "last.pt").is_file():
+        _say(f"{tag}: resuming ({state})")
+        return True
+    moved = _set_aside(run_dir)
+    _say(f"{tag}: starting" + (f" (old directory kept as {moved.name})" if moved else ""))
+    return False
+
+
 def point_overrides(point: SweepPoint, extra_overrides: Sequence[str] = ()) -> list[str]:
     """What train_fn receives: extra overrides, then the point's (which win), then its name."""
     return list(extra_overrides) + list(point.overrides) + [f"name='{point.name}'"]
@@ -148,7 +168,8 @@ def point_overrides(point: SweepPoint, extra_overrides: Sequence[str] = ()) -> l
 
 def run_sweep(base_config_path: str | Path, grid: Sequence[str], seeds: Sequence[int] | None,
               sweep_dir: str | Path, train_fn: TrainFn, extra_overrides: Sequence[str] = (),
-              check_config: bool = True, grid_file: str | Path | None = None) -> SweepResult:
+              check_config: bool = True, grid_file: str | Path | None = None,
+              executor: Executor | None = None) -> SweepResult:
     """Train every point of `plan_sweep(...)` into sweep_dir/<point name>/.
 
     train_fn(config_path: str, overrides: list[str], run_dir: Path, resume: bool) trains one
@@ -168,6 +189,8 @@ def run_sweep(base_config_path: str | Path, grid: Sequence[str], seeds: Sequence
     and saved last.pt) ends the sweep there: the result's `stopped_at` names it and nothing
     is compared. Otherwise the runs are compared into sweep_dir/comparison/ (grouped by seed
     when seeds are given), and a LowresError names the points that failed, if any.
+    `executor` (sweep_parallel.run_local, sweep_ray.run_on_ray) trains the points instead
+    of train_fn, several at a time, each through `prepare_point` as above.
     """
     from lowres.track.compare import compare_runs
 
@@ -180,46 +203,41 @@ def run_sweep(base_config_path: str | Path, grid: Sequence[str], seeds: Sequence
     sweep_dir.mkdir(parents=True, exist_ok=True)
     _write_plan(sweep_dir, base_config_path, grid, grid_file, seeds, extra_overrides, points)
 
-    failed: list[str] = []
-    for i, point in enumerate(points, 1):
-        run_dir = sweep_dir / point.name
-        tag = f"[{i}/{len(points)}] {point.name}"
-        state = run_state(run_dir) if run_dir.exists() else None
-        if state == FINISHED:
-            _say(f"{tag}: finished, skipped")
-            continue
-        if state == RUNNING or (run_dir.exists() and held_by_other(run_dir)):
-            _say(f"{tag}: running in another process (it holds the run's lock), skipped")
-            continue
-        resume = (run_dir / "checkpoints" / "last.pt").is_file()
-        if resume:
-            _say(f"{tag}: resuming ({state})")
-        else:
-            moved = _set_aside(run_dir)
-            _say(f"{tag}: starting" + (f" (old directory kept as {moved.name})" if moved else ""))
-        overrides = point_overrides(point, extra_overrides)
-        try:
-            train_fn(str(base_config_path), overrides, run_dir, resume)
-        except KeyboardInterrupt:
-            _say(f"{tag}: interrupted; rerun the same command to resume the sweep")
-            raise
-        except RunLocked as exc:  # another sweep process took this point just now
-            _say(f"{tag}: {exc}; skipped")
-            continue
-        except LowresError:
-            raise
-        except Exception:  # noqa: BLE001 - one bad point must not end an overnight sweep
-            traceback.print_exc()
-            _say(f"{tag}: failed (traceback above); going on with the next point")
-            failed.append(point.name)
-            continue
-        after = run_state(run_dir)
-        if after == RESUMABLE:
-            _say(f"{tag}: stopped before the end; rerun the same command to resume the sweep")
-            return SweepResult(sweep_dir, stopped_at=point.name)
-        if after != FINISHED:
-            failed.append(point.name)
-            _say(f"{tag}: ended as '{after}'")
+    jobs = [(f"[{i}/{len(points)}] {p.name}", p, point_overrides(p, extra_overrides))
+            for i, p in enumerate(points, 1)]
+    if executor is not None:  # --parallel / --ray: the same points, several at a time
+        failed, stopped_at = executor(base_config_path, sweep_dir, jobs)
+        if stopped_at is not None:
+            return SweepResult(sweep_dir, stopped_at=stopped_at)
+    else:
+        failed = []
+        for tag, point, overrides in jobs:
+            run_dir = sweep_dir / point.name
+            resume = prepare_point(run_dir, tag)
+            if resume is None:
+                continue
+            try:
+                train_fn(str(base_config_path), overrides, run_dir, resume)
+            except KeyboardInterrupt:
+                _say(f"{tag}: interrupted; rerun the same command to resume the sweep")
+                raise
+            except RunLocked as exc:  # another sweep process took this point just now
+                _say(f"{tag}: {exc}; skipped")
+                continue
+            except LowresError:
+                raise
+            except Exception:  # noqa: BLE001 - one bad point must not end an overnight sweep
+                traceback.print_exc()
+                _say(f"{tag}: failed (traceback above); going on with the next point")
+                failed.append(point.name)
+                continue
+            after = run_state(run_dir)
+            if after == RESUMABLE:
+                _say(f"{tag}: stopped before the end; rerun the same command to resume the sweep")
+                return SweepResult(sweep_dir, stopped_at=point.name)
+            if after != FINISHED:
+                failed.append(point.name)
+                _say(f"{tag}: ended as '{after}'")
 
     done = [sweep_dir / p.name for p in points if (sweep_dir / p.name / "config.yaml").is_file()]
     if done:
