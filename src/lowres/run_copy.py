@@ -42,6 +42,9 @@ def copy_run(source: Path, target: Path) -> None:
     if not (source / "config.yaml").is_file():
         raise LowresError(f"{source} is not a lowres run directory (no config.yaml); pass the "
                           f"directory `lowres train` created")
+    if run_lock.held_by_other(source):  # a copy of a run mid-write could mix two epochs
+        raise LowresError(f"{source} is being trained by another process: copy it once that "
+                          f"process has stopped")
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise LowresError(f"--run-dir {target} already exists and is not empty: choose a new "
                           f"folder for the continued run")
@@ -56,9 +59,19 @@ def copy_run(source: Path, target: Path) -> None:
         if target.exists():
             target.rmdir()  # empty (checked above)
         os.replace(partial, target)
+    except OSError as exc:  # a full disk, mostly: one line, and no half copy
+        shutil.rmtree(partial, ignore_errors=True)
+        raise LowresError(f"copying {source} to --run-dir {target} failed ({exc}): free space "
+                          f"or choose another folder") from None
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
+
+
+def remove_copy(target: Path) -> None:
+    """Undo `copy_run` when the resume is refused before training: the copy holds nothing
+    the source does not."""
+    shutil.rmtree(target, ignore_errors=True)
 
 
 def output_path(run_dir: Path, default: Path) -> tuple[Path, str | None]:

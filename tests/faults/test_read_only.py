@@ -102,3 +102,37 @@ def test_every_reader_works_on_a_read_only_run(runs, tiny_data, tmp_path, capsys
         probs = loaded.model()(torch.zeros(2, 3, 16, 16, dtype=torch.uint8))
         assert probs.shape == (2, 4)
     shutil.rmtree(tmp_path / "run-export")
+
+
+def test_a_refused_copy_leaves_nothing_so_the_fixed_command_works(runs, tmp_path, capsys):
+    """A resume refused after the copy (a bad override, a finished run) removes its copy:
+    the corrected command then finds --run-dir free, and the error names the run given."""
+    root, stopped = runs
+    new = tmp_path / "working" / "run"
+    with read_only_view(stopped, tmp_path / "input" / "run") as ro:
+        assert main(["train", "--resume", str(ro), "--run-dir", str(new), "train.batch_size=0"]) == 2
+        assert "train.batch_size" in error_lines(capsys)[0]
+        assert not new.exists() and list(new.parent.iterdir()) == []
+        assert main(["train", "--resume", str(ro), "--run-dir", str(new), "--pause-after", "1"]) == 0
+    assert read_status(new)["state"] == "stopped"
+    with read_only_view(root / "straight", tmp_path / "input" / "done") as done:
+        again = tmp_path / "working" / "again"
+        assert main(["train", "--resume", str(done), "--run-dir", str(again)]) == 2
+        err = error_lines(capsys)
+        assert len(err) == 1 and f"{done} has already finished" in err[0], err
+        assert f"lowres predict {done}" in err[0]  # what to do with a finished run instead
+        assert not again.exists()
+
+
+def test_a_run_that_another_process_trains_is_not_copied(runs, tmp_path, capsys):
+    from lowres.run_lock import RunLock
+
+    _, stopped = runs
+    lock = RunLock(stopped).acquire()  # the live trainer
+    try:
+        assert main(["train", "--resume", str(stopped), "--run-dir", str(tmp_path / "c")]) == 2
+        err = error_lines(capsys)
+        assert len(err) == 1 and "being trained by another process" in err[0], err
+        assert not (tmp_path / "c").exists()
+    finally:
+        lock.release()
