@@ -136,3 +136,20 @@ def test_a_run_that_another_process_trains_is_not_copied(runs, tmp_path, capsys)
         assert not (tmp_path / "c").exists()
     finally:
         lock.release()
+
+
+def test_runs_shows_a_read_only_run_killed_on_another_machine_as_resumable(runs, tmp_path, capsys):
+    """Kaggle ends a session that overran its 12 hours with a kill: the output the next
+    session attaches says "running" on a host that is gone. Nothing can write a read-only
+    folder through this view, so it is what a kill leaves: stopped and resumable."""
+    _, stopped = runs
+    killed = tmp_path / "killed"
+    shutil.copytree(stopped, killed, ignore=shutil.ignore_patterns(".lock"))
+    status = json.loads((killed / "status.json").read_text())
+    status.update(state="running", host="kaggle-session-1", pid=123)
+    (killed / "status.json").write_text(json.dumps(status))
+    assert api.load_run(killed).state == "running? (host kaggle-session-1)"  # writable: can't tell
+    with read_only_view(killed, tmp_path / "input" / "killed") as ro:
+        assert api.load_run(ro).state == "stopped (resumable)"
+        assert main(["runs", str(ro.parent)]) == 0
+        assert "stopped (resumable)" in capsys.readouterr().out
