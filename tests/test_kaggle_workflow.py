@@ -49,8 +49,9 @@ def run_block(lines: list[str], input_dir: Path, working: Path, session_end: boo
         assert main(args) == 0, line
 
 
-def test_the_kaggle_section_trains_across_sessions_and_submits(tiny_data, tmp_path, monkeypatch):
-    first, later, submit = readme_blocks()
+def test_the_kaggle_section_trains_across_sessions_and_submits(tiny_data, tmp_path, monkeypatch,
+                                                                capsys):
+    first, later, submit, submit_finished = readme_blocks()
     assert any("--time-limit 11h30m" in line for line in first + later)
     kaggle = tmp_path / "kaggle"
     competition = tmp_path / "competition"
@@ -79,9 +80,22 @@ def test_the_kaggle_section_trains_across_sessions_and_submits(tiny_data, tmp_pa
     assert [int(r["epoch"]) for r in read_metrics(run)] == [1, 2, 3]  # one curve over 3 sessions
     events = [e["event"] for e in read_events(run)]
     assert events.count("moved") == 2 and events[-1] == "run_end"
+    # A 4th session on the finished run: the resume says so and copies nothing; the
+    # README's other submit block predicts from the input folder.
+    shutil.rmtree(working)
+    working.mkdir()
+    monkeypatch.chdir(working)
+    with read_only_view(competition, inputs / "COMPETITION"), \
+            read_only_view(outputs / "v3", inputs / "NOTEBOOK"):
+        resume = [line.replace("/kaggle/input", str(inputs)) for line in later if "lowres" in line]
+        assert main(shlex.split(resume[0])[1:]) == 2
+        assert f"lowres predict {inputs / 'NOTEBOOK' / 'runs' / 'final'}" in capsys.readouterr().err
+        assert not (working / "runs" / "final").exists()
+        run_block(submit_finished, inputs, working, session_end=False)
+        assert len((working / "submission.csv").read_text().splitlines()) == 13
 
 
-@pytest.mark.parametrize("block", [0, 1, 2])
+@pytest.mark.parametrize("block", [0, 1, 2, 3])
 def test_each_readme_command_is_a_real_command(block):
     """Every `lowres` line of the section parses with the real CLI (no typo survives)."""
     from lowres.cli import build_parser
