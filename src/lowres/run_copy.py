@@ -31,9 +31,21 @@ def require_writable_run(run_dir: Path) -> None:
                           f"(a copy that goes on as the same run)")
 
 
-def _skipped(folder: str, names: list[str]) -> set[str]:
-    # The lock belongs to the old place; temp files are writes a kill cut short.
-    return {n for n in names if n == run_lock.NAME or (n.startswith(".") and ".tmp" in n)}
+# Outputs of other commands inside a run (evaluate, export): large at times, remade on demand,
+# and no part of what training continues from.
+OTHER_OUTPUTS = ("evaluation", "export")
+
+
+def _skipper(source: Path):
+    top = os.path.normpath(source)
+
+    def skipped(folder: str, names: list[str]) -> set[str]:
+        # The lock belongs to the old place; temp files are writes a kill cut short.
+        skip = {n for n in names if n == run_lock.NAME or (n.startswith(".") and ".tmp" in n)}
+        if os.path.normpath(folder) == top:
+            skip |= set(OTHER_OUTPUTS) & set(names)
+        return skip
+    return skipped
 
 
 def copy_run(source: Path, target: Path) -> None:
@@ -55,7 +67,7 @@ def copy_run(source: Path, target: Path) -> None:
     partial = target.with_name(f".{target.name}.tmp-copy{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     try:
-        shutil.copytree(source, partial, ignore=_skipped)
+        shutil.copytree(source, partial, ignore=_skipper(source))
         if target.exists():
             target.rmdir()  # empty (checked above)
         os.replace(partial, target)

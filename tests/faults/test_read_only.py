@@ -74,7 +74,11 @@ def test_a_new_dir_that_holds_something_is_refused(runs, tmp_path, capsys):
     assert [p.name for p in taken.iterdir()] == ["notes.txt"]
     # From Python: the same copy, the original untouched.
     original = {p.name: p.read_bytes() for p in stopped.rglob("*") if p.is_file() and p.name != ".lock"}
+    (stopped / "export").mkdir(exist_ok=True)  # another command's output: not copied
+    (stopped / "export" / "model.pt").write_bytes(b"a model")
     run = api.resume(stopped, "stages.1.epochs=1", run_dir=tmp_path / "copy", pause_after=1)
+    assert not (tmp_path / "copy" / "export").exists()
+    shutil.rmtree(stopped / "export")
     assert run.dir == tmp_path / "copy" and run.state.startswith("stopped")
     assert {p.name: p.read_bytes() for p in stopped.rglob("*")
             if p.is_file() and p.name != ".lock"} == original
