@@ -11,6 +11,7 @@ import torch
 from read_only_mount import read_only_view
 from run_configs import error_lines, write_config
 from lowres import api
+from lowres.errors import LowresError
 from lowres.cli import main
 from lowres.train import checkpoint
 from lowres.train.loop import train
@@ -157,3 +158,26 @@ def test_runs_shows_a_read_only_run_killed_on_another_machine_as_resumable(runs,
         assert api.load_run(ro).state == "stopped (resumable)"
         assert main(["runs", str(ro.parent)]) == 0
         assert "stopped (resumable)" in capsys.readouterr().out
+
+
+def test_a_damaged_last_pt_in_a_read_only_run_falls_back_in_the_copy(runs, tmp_path, capsys):
+    """The fallback to last.prev.pt moves the damaged file aside: in the copy, never in the
+    read-only source (which could not take the rename)."""
+    root, stopped = runs
+    run = tmp_path / "run"
+    shutil.copytree(stopped, run, ignore=shutil.ignore_patterns(".lock"))
+    assert train(None, resume=run, pause_after_epochs=1).state == "stopped"  # last.prev.pt now
+    last = run / "checkpoints" / "last.pt"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])  # torn
+    new = tmp_path / "new"
+    with read_only_view(run, tmp_path / "input" / "run") as ro:
+        before = {p.name: p.read_bytes() for p in ro.rglob("*") if p.is_file()}
+        with pytest.raises(LowresError, match="is read-only"):
+            api.resume(ro)  # in place: the same one line as the CLI
+        assert main(["train", "--resume", str(ro), "--run-dir", str(new)]) == 0
+        assert "resuming from last.prev.pt" in capsys.readouterr().err
+        assert {p.name: p.read_bytes() for p in ro.rglob("*") if p.is_file()} == before
+    assert (new / "checkpoints" / "last.damaged.pt").is_file()
+    a = checkpoint.load(root / "straight" / "checkpoints" / "last.pt")
+    b = checkpoint.load(new / "checkpoints" / "last.pt")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
