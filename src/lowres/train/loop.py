@@ -90,8 +90,9 @@ def train(config_path: str | Path | None, overrides: list[str] = (), run_dir: st
         training = True
         return _train(run, state, list(overrides), flag, out, resumed=resume is not None)
     except LowresError as exc:
-        if moved_from is not None and not training:  # about the run given, not its copy
-            raise LowresError(str(exc).replace(str(run_dir), str(moved_from))) from None
+        if moved_from is not None and not training and len(exc.args) == 1:
+            # The copy goes (below): the one line names the run given, keeping its kind.
+            exc.args = (str(exc.args[0]).replace(str(run_dir), str(moved_from)),)
         raise
     finally:
         if lock is not None:
