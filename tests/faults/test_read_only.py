@@ -181,3 +181,17 @@ def test_a_damaged_last_pt_in_a_read_only_run_falls_back_in_the_copy(runs, tmp_p
     a = checkpoint.load(root / "straight" / "checkpoints" / "last.pt")
     b = checkpoint.load(new / "checkpoints" / "last.pt")
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+def test_a_copy_refused_for_changed_data_is_removed(runs, tiny_data, tmp_path, capsys):
+    _, stopped = runs
+    other = tmp_path / "other"
+    shutil.copytree(tiny_data, other)
+    (other / "labels.csv").write_text("\n".join((other / "labels.csv").read_text().splitlines()[:-4]) + "\n")
+    new = tmp_path / "new"
+    with read_only_view(stopped, tmp_path / "input" / "run") as ro:
+        assert main(["train", "--resume", str(ro), "--run-dir", str(new), f"data.root={other}"]) == 2
+        err = error_lines(capsys)
+        assert len(err) == 1 and "changed since its checkpoint" in err[0], err
+        assert str(new) not in err[0]
+    assert not new.exists()
