@@ -22,16 +22,22 @@ SMALL = ["model.name=resnet8", "model.stem=k3", "train.batch_size=16", "train.de
          "track.plots=false", "track.report=false"]
 
 
-def readme_blocks() -> list[list[str]]:
+def readme_blocks(platform: str = "kaggle") -> list[list[str]]:
+    """The ```sh blocks of the README's Kaggle part (before "### Colab") or Colab part."""
     text = README.read_text()
     section = text[text.index("## On Kaggle and Colab"):]
     section = section[:section.index("\n## ", 3)]
-    return [block.strip().splitlines() for block in re.findall(r"```sh\n(.*?)```", section, re.S)]
+    kaggle, colab = section.split("\n### Colab\n")
+    part = kaggle if platform == "kaggle" else colab
+    return [block.strip().splitlines() for block in re.findall(r"```sh\n(.*?)```", part, re.S)]
 
 
-def run_block(lines: list[str], input_dir: Path, working: Path, session_end: bool) -> None:
+def run_block(lines: list[str], input_dir: Path, working: Path, session_end: bool,
+              paths: dict[str, Path] | None = None) -> None:
+    paths = paths or {"/kaggle/input": input_dir, "/kaggle/working": working}
     for line in lines:
-        line = line.replace("/kaggle/input", str(input_dir)).replace("/kaggle/working", str(working))
+        for written, here in paths.items():
+            line = line.replace(written, str(here))
         words = shlex.split(line)
         if words[0] == "pip":  # lowres is already installed here (from this checkout)
             continue
@@ -49,8 +55,9 @@ def run_block(lines: list[str], input_dir: Path, working: Path, session_end: boo
         assert main(args) == 0, line
 
 
-def test_the_kaggle_section_trains_across_sessions_and_submits(tiny_data, tmp_path, monkeypatch):
-    first, later, submit = readme_blocks()
+def test_the_kaggle_section_trains_across_sessions_and_submits(tiny_data, tmp_path, monkeypatch,
+                                                                capsys):
+    first, later, submit, submit_finished = readme_blocks()
     assert any("--time-limit 11h30m" in line for line in first + later)
     kaggle = tmp_path / "kaggle"
     competition = tmp_path / "competition"
@@ -79,14 +86,50 @@ def test_the_kaggle_section_trains_across_sessions_and_submits(tiny_data, tmp_pa
     assert [int(r["epoch"]) for r in read_metrics(run)] == [1, 2, 3]  # one curve over 3 sessions
     events = [e["event"] for e in read_events(run)]
     assert events.count("moved") == 2 and events[-1] == "run_end"
+    # A 4th session on the finished run: the resume says so and copies nothing; the
+    # README's other submit block predicts from the input folder.
+    shutil.rmtree(working)
+    working.mkdir()
+    monkeypatch.chdir(working)
+    with read_only_view(competition, inputs / "COMPETITION"), \
+            read_only_view(outputs / "v3", inputs / "NOTEBOOK"):
+        resume = [line.replace("/kaggle/input", str(inputs)) for line in later if "lowres" in line]
+        assert main(shlex.split(resume[0])[1:]) == 2
+        assert f"lowres predict {inputs / 'NOTEBOOK' / 'runs' / 'final'}" in capsys.readouterr().err
+        assert not (working / "runs" / "final").exists()
+        run_block(submit_finished, inputs, working, session_end=False)
+        assert len((working / "submission.csv").read_text().splitlines()) == 13
 
 
-@pytest.mark.parametrize("block", [0, 1, 2])
-def test_each_readme_command_is_a_real_command(block):
+def test_the_colab_section_trains_across_sessions_on_drive_and_submits(tiny_data, tmp_path,
+                                                                       monkeypatch):
+    first, later, submit = readme_blocks("colab")
+    drive = tmp_path / "drive"  # mounted in every session, writable, kept between them
+    shutil.copytree(tiny_data, drive / "MyDrive" / "COMPETITION")
+    content = tmp_path / "content"
+    for session in range(1, 4):
+        shutil.rmtree(content, ignore_errors=True)  # a new machine: only Drive is kept
+        content.mkdir()
+        monkeypatch.chdir(content)
+        paths = {"/content/drive": drive, "/content": content}
+        run_block(first if session == 1 else later, drive, content, session_end=session < 3,
+                  paths=paths)
+    run_block(submit, drive, content, session_end=False, paths=paths)
+    assert len((content / "submission.csv").read_text().splitlines()) == 13
+    run = drive / "MyDrive" / "runs" / "final"
+    assert [int(r["epoch"]) for r in read_metrics(run)] == [1, 2, 3]  # one run, in place
+    events = [e["event"] for e in read_events(run)]
+    assert events.count("resume") == 2 and "moved" not in events and events[-1] == "run_end"
+
+
+@pytest.mark.parametrize("platform,block", [("kaggle", 0), ("kaggle", 1), ("kaggle", 2),
+                                            ("kaggle", 3), ("colab", 0), ("colab", 1),
+                                            ("colab", 2)])
+def test_each_readme_command_is_a_real_command(platform, block):
     """Every `lowres` line of the section parses with the real CLI (no typo survives)."""
     from lowres.cli import build_parser
 
-    for line in readme_blocks()[block]:
+    for line in readme_blocks(platform)[block]:
         words = shlex.split(line)
         if words[0] == "lowres":
             build_parser().parse_known_args(words[1:])

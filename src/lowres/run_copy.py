@@ -31,9 +31,21 @@ def require_writable_run(run_dir: Path) -> None:
                           f"(a copy that goes on as the same run)")
 
 
-def _skipped(folder: str, names: list[str]) -> set[str]:
-    # The lock belongs to the old place; temp files are writes a kill cut short.
-    return {n for n in names if n == run_lock.NAME or (n.startswith(".") and ".tmp" in n)}
+# Outputs of other commands inside a run (evaluate, export): large at times, remade on demand,
+# and no part of what training continues from.
+OTHER_OUTPUTS = ("evaluation", "export")
+
+
+def _skipper(source: Path):
+    top = os.path.normpath(source)
+
+    def skipped(folder: str, names: list[str]) -> set[str]:
+        # The lock belongs to the old place; temp files are writes a kill cut short.
+        skip = {n for n in names if n == run_lock.NAME or (n.startswith(".") and ".tmp" in n)}
+        if os.path.normpath(folder) == top:
+            skip |= set(OTHER_OUTPUTS) & set(names)
+        return skip
+    return skipped
 
 
 def copy_run(source: Path, target: Path) -> None:
@@ -42,6 +54,9 @@ def copy_run(source: Path, target: Path) -> None:
     if not (source / "config.yaml").is_file():
         raise LowresError(f"{source} is not a lowres run directory (no config.yaml); pass the "
                           f"directory `lowres train` created")
+    if run_lock.held_by_other(source):  # a copy of a run mid-write could mix two epochs
+        raise LowresError(f"{source} is being trained by another process: copy it once that "
+                          f"process has stopped")
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise LowresError(f"--run-dir {target} already exists and is not empty: choose a new "
                           f"folder for the continued run")
@@ -52,13 +67,23 @@ def copy_run(source: Path, target: Path) -> None:
     partial = target.with_name(f".{target.name}.tmp-copy{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     try:
-        shutil.copytree(source, partial, ignore=_skipped)
+        shutil.copytree(source, partial, ignore=_skipper(source))
         if target.exists():
             target.rmdir()  # empty (checked above)
         os.replace(partial, target)
+    except OSError as exc:  # a full disk, mostly: one line, and no half copy
+        shutil.rmtree(partial, ignore_errors=True)
+        raise LowresError(f"copying {source} to --run-dir {target} failed ({exc}): free space "
+                          f"or choose another folder") from None
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
+
+
+def remove_copy(target: Path) -> None:
+    """Undo `copy_run` when the resume is refused before training: the copy holds nothing
+    the source does not."""
+    shutil.rmtree(target, ignore_errors=True)
 
 
 def output_path(run_dir: Path, default: Path) -> tuple[Path, str | None]:

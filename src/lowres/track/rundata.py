@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import os
 import socket
 import statistics
 from dataclasses import dataclass, field
@@ -201,6 +202,7 @@ def run_state(run_dir: str | Path, status: dict[str, Any] | None = None) -> str:
 
     running              status.json says running and its pid is alive on this host
     running? (host H)    status.json says running on another host: cannot check the pid
+                         (a read-only run, e.g. a Kaggle input, shows as killed: stopped)
     finished             status.json says finished
     stopped (resumable)  stopped, or running with a dead pid (killed), and checkpoints/last.pt exists
     failed               failed, or stopped/killed without a checkpoint to resume from
@@ -213,10 +215,13 @@ def run_state(run_dir: str | Path, status: dict[str, Any] | None = None) -> str:
     if state == "running":
         host = status.get("host")
         if host and host != socket.gethostname():
-            return f"running? (host {host})"
+            # A read-only folder (a Kaggle input: the output of a session that was killed)
+            # has no writer through this view: it is what a kill leaves.
+            if os.access(run_dir, os.W_OK):
+                return f"running? (host {host})"
         # A live pid is not enough (pids are reused): when the run has a lock file, the
         # lock must be held too (the kernel drops it when its process dies).
-        if pid_alive(status.get("pid")) and held_by_other(run_dir) is not False:
+        elif pid_alive(status.get("pid")) and held_by_other(run_dir) is not False:
             return RUNNING
         state = "stopped"  # killed: what is left is what a stop leaves
     if state == "stopped" or not status:

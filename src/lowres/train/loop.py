@@ -44,7 +44,7 @@ def train(config_path: str | Path | None, overrides: list[str] = (), run_dir: st
     if not dist.is_main:  # one voice: rank 0 prints and shows progress
         out = open(os.devnull, "w")  # noqa: SIM115
         os.environ["LOWRES_PROGRESS"] = "0"
-    lock = None
+    lock, training = None, False
     try:
         state, note = None, None
         moved_from = None
@@ -87,10 +87,20 @@ def train(config_path: str | Path | None, overrides: list[str] = (), run_dir: st
             run.resumed_note = "; ".join(n for n in (note, lock and lock.note()) if n) or None
             run.moved_from = moved_from
         flag = StopFlag(time_limit, pause_after_epochs, pause_after_steps)
+        training = True
         return _train(run, state, list(overrides), flag, out, resumed=resume is not None)
+    except LowresError as exc:
+        if moved_from is not None and not training and len(exc.args) == 1:
+            # The copy goes (below): the one line names the run given, keeping its kind.
+            exc.args = (str(exc.args[0]).replace(str(run_dir), str(moved_from)),)
+        raise
     finally:
         if lock is not None:
             lock.release()
+        if moved_from is not None and not training and dist.is_main:
+            # Refused (or interrupted) before training: the copy goes, so the corrected
+            # command finds --run-dir free; the run itself is where it was.
+            run_copy.remove_copy(run_dir)
         distributed.shutdown(dist)
 
 

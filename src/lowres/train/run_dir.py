@@ -78,5 +78,6 @@ def load_resume_config(run_dir: Path, overrides: list[str]) -> tuple[Config, dic
     if state is not None and state["position"]["stage"] >= len(cfg.stages) \
             and read_status(run_dir).get("state") == "finished":
         raise LowresError(f"{run_dir} has already finished all {len(cfg.stages)} stages: nothing "
-                          f"to resume (start a new run to train further)")
+                          f"to resume (predict with `lowres predict {run_dir} --data DATA`, or "
+                          f"start a new run to train further)")
     return cfg, state, note
