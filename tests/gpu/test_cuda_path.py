@@ -104,3 +104,12 @@ def test_train_pause_resume_predict_on_the_gpu_then_resume_on_the_cpu(tiny_data,
     assert read_status(run)["state"] == "finished"
     assert [r["epoch"] for r in read_metrics(run)] == ["1", "2", "3"]
     assert any("saved on cuda" in e.get("message", "") for e in read_events(run))
+
+
+def test_the_dry_run_names_the_gpu_its_memory_and_seconds_per_epoch(tiny_data, tmp_path, capsys):
+    cfg = write_config(tmp_path / "c.yaml", tiny_data, train=GPU)
+    assert main(["train", str(cfg), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    name = torch.cuda.get_device_name()
+    assert name in out and "sm_" in out and "estimated peak GPU memory" in out
+    assert "s per epoch" in out and "on this" in out
