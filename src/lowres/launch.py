@@ -18,6 +18,7 @@ torchrun) spawns one process per device and each joins the process group as unde
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue as queue_mod
@@ -121,7 +122,8 @@ def train_on_devices(devices: int, config_path, overrides, run_dir=None, resume=
         logger.setLevel(logging.ERROR)
     shown.start()
     try:
-        returned = elastic_launch(config, _worker)(*args)
+        with _main_script_hidden():
+            returned = elastic_launch(config, _worker)(*args)
     except SignalException as exc:
         shown.stop()
         return _after_signal(exc, run_dir or resume)
@@ -146,6 +148,23 @@ def train_on_devices(devices: int, config_path, overrides, run_dir=None, resume=
     if detail[0] is None:
         return None, None
     return _after_signal(None, run_dir or resume)
+
+
+@contextlib.contextmanager
+def _main_script_hidden():
+    """A spawned process imports the parent's main script again (it might define the function
+    to run) unless the script has no file and no spec. Ours is `_worker`, here; without its
+    file, a user's script calling `lowres.train(devices=N)` needs no `if __name__ ==
+    "__main__":` guard, and `python -c` / `python -` work too."""
+    main = sys.modules["__main__"]
+    saved = {key: main.__dict__[key] for key in ("__file__", "__spec__") if key in main.__dict__}
+    main.__dict__.pop("__file__", None)
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(saved)
 
 
 def _after_signal(exc, run_dir):

@@ -80,3 +80,16 @@ def test_a_signal_stops_every_rank_with_a_checkpoint(tiny_data, tmp_path):
     assert 2 <= epochs < 500
     done = api.resume(run, "stages.0.epochs=" + str(epochs + 1), devices=2)
     assert done.state == "finished" and len(read_metrics(run)) == epochs + 1
+
+
+def test_a_script_without_a_main_guard_can_train_on_2_devices(tiny_data, tmp_path):
+    """Spawned processes would import the caller's script again (and train again, forever)
+    were it not hidden from them while they start."""
+    cfg = write_config(tmp_path / "c.yaml", tiny_data, stages=[{**STAGE[0], "epochs": 1}])
+    script = tmp_path / "train_it.py"
+    script.write_text(f"import lowres\nrun = lowres.train({str(cfg)!r}, run_dir={str(tmp_path / 'run')!r}, "
+                      f"devices=2)\nprint('STATE', run.state)\n")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("STATE finished") == 1
