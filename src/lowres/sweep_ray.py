@@ -78,6 +78,8 @@ def run_on_ray(address: str | None, per_gpu: int = 1):
         refs = {}
         for tag, point, overrides in jobs:
             run_dir = sweep_dir / point.name
+            if not gpus and not any(o.startswith("train.threads=") for o in overrides):
+                overrides = [*overrides, "train.threads=1"]  # the one CPU the task holds
             if prepare_point(run_dir, tag) is not None:
                 refs[task.remote(str(base_config), overrides, str(run_dir))] = (tag, point.name)
         failed = []
