@@ -15,7 +15,7 @@ from lowres.train.loop import train
 
 pytestmark = pytest.mark.cuda
 
-GPU = {"device": "cuda", "precision": "auto", "compile": "yes"}  # auto: the GPU's own row
+GPU = {"device": "cuda", "precision": "auto", "compile": "auto"}  # auto: the GPU's own row (a P100: eager)
 STAGE2_LIKE = [{"op": "random_choice", "ops": [{"op": "hflip", "p": 0.25}, {"op": "vflip", "p": 0.25}]},
                {"op": "randaugment", "num_ops": 2, "magnitude": 9},
                {"op": "erasing", "p": 0.5, "ratio": [1, 1]}]

@@ -130,8 +130,13 @@ class Engine:
         if self.policy.gpu is None:
             return "lower train.batch_size"
         kind = "sgd" if isinstance(optimizer, torch.optim.SGD) else "adam"
-        fits = estimate(self.module, tuple(x.shape[1:]), kind, self.ema is not None,
-                        self.policy.amp_dtype is not None).largest_batch(self.policy.gpu.memory_bytes)
+        try:  # the estimate copies the model: after an OOM that copy may not fit either
+            if x.is_cuda:
+                torch.cuda.empty_cache()
+            fits = estimate(self.module, tuple(x.shape[1:]), kind, self.ema is not None,
+                            self.policy.amp_dtype is not None).largest_batch(self.policy.gpu.memory_bytes)
+        except (torch.OutOfMemoryError, RuntimeError):
+            return "lower train.batch_size"
         return (f"set train.batch_size={fits} or lower (the estimate of what fits this "
                 f"{self.policy.gpu.short_name}'s {self.policy.gpu.memory_bytes / 2**30:.0f} GiB)"
                 if fits else "the model alone does not fit this GPU: choose a smaller model.name")
@@ -148,7 +153,10 @@ class Engine:
                 else nullcontext() as finite:
             if self.scaler is not None:
                 self.scaler.scale(loss).backward()
-                self.scaler.step(optimizer)  # reads the inf check on the host: fp16 only
+                # GradScaler reads its inf check on the host before stepping: one sync per
+                # step, the price of fp16 on GPUs without bf16 (T4, V100).
+                with intended_sync("fp16 grad scaler"):
+                    self.scaler.step(optimizer)
                 self.scaler.update()
             else:
                 loss.backward()

@@ -60,11 +60,19 @@ def _saved_bytes(model: torch.nn.Module, x: torch.Tensor, amp: bool) -> int:
     return sum(storages.values())
 
 
+def _cpu_copy(model: torch.nn.Module) -> torch.nn.Module:
+    memo = {id(p): torch.nn.Parameter(p.detach().to("cpu")) for p in model.parameters()}
+    memo.update({id(b): b.detach().to("cpu") for b in model.buffers()})
+    return copy.deepcopy(model, memo)
+
+
 def estimate(model: torch.nn.Module, image_shape: tuple[int, int, int], optimizer: str = "sgd",
              ema: bool = False, amp: bool = True) -> MemoryEstimate:
     """The estimate for `model` (not modified: a CPU copy is measured) on images of
     `image_shape` (C, H, W); `amp` = bf16/fp16 autocast, else fp32 activations."""
-    probe = copy.deepcopy(model).to("cpu", memory_format=torch.channels_last).train()
+    # The copy is made on the CPU, parameter by parameter: a whole GPU copy might not fit.
+    probe = copy.deepcopy(model) if next(model.parameters()).device.type == "cpu" else _cpu_copy(model)
+    probe = probe.to(memory_format=torch.channels_last).train()
     params = sum(p.numel() * p.element_size() for p in probe.parameters())
     copies = 2 + STATE_COPIES.get(optimizer, 2) + (1 if ema else 0)  # weights, grads, state, EMA
     # Batches of 2 and 4: batch norm refuses one value per channel (an SE block's 1x1 map).
