@@ -65,7 +65,7 @@ def copy_run(source: Path, target: Path) -> None:
         raise LowresError(f"--run-dir {target}: {target.parent} is not writable; choose a folder "
                           f"in a writable place (on Kaggle, under /kaggle/working)")
     partial = target.with_name(f".{target.name}.tmp-copy{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
+    _clear_killed_copies(target)
     try:
         shutil.copytree(source, partial, ignore=_skipper(source))
         if target.exists():
@@ -78,6 +78,15 @@ def copy_run(source: Path, target: Path) -> None:
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
+
+
+def _clear_killed_copies(target: Path) -> None:
+    """Copies into `target` that a killed session left (hidden, so `lowres runs` never shows
+    them, but checkpoint-sized): their process is gone. A live process's copy is left alone."""
+    for leftover in target.parent.glob(f".{target.name}.tmp-copy*"):
+        pid = leftover.name.rsplit(".tmp-copy", 1)[1]
+        if pid == str(os.getpid()) or not run_lock.pid_alive(pid):
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def remove_copy(target: Path) -> None:

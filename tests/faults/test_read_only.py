@@ -3,6 +3,7 @@ read-only input): resuming in place is one line naming the way on, `--resume RUN
 NEW` continues a copy as the same run, bitwise equal to a run never stopped, and every
 reader works on the read-only run. The folder is a real read-only bind mount."""
 import json
+import os
 import shutil
 
 import pytest
@@ -195,3 +196,16 @@ def test_a_copy_refused_for_changed_data_is_removed(runs, tiny_data, tmp_path, c
         assert len(err) == 1 and "changed since its checkpoint" in err[0], err
         assert str(new) not in err[0]
     assert not new.exists()
+
+
+def test_a_copy_a_kill_cut_short_is_cleared_by_the_next_one(runs, tmp_path):
+    """A session killed mid-copy leaves a hidden `.NEW.tmp-copyPID` (checkpoint-sized, on a
+    20 GB Kaggle disk); the next `--run-dir NEW` clears it, never a live process's copy."""
+    _, stopped = runs
+    new = tmp_path / "working" / "run"
+    dead = tmp_path / "working" / ".run.tmp-copy999999999"  # no such pid
+    live = tmp_path / "working" / f".run.tmp-copy{os.getppid()}"  # a live process's copy
+    shutil.copytree(stopped, dead)
+    live.mkdir()
+    assert train(None, resume=stopped, run_dir=new, pause_after_epochs=1).state == "stopped"
+    assert not dead.exists() and live.is_dir() and (new / "config.yaml").is_file()
