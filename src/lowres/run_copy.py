@@ -67,7 +67,10 @@ def copy_run(source: Path, target: Path) -> None:
     partial = target.with_name(f".{target.name}.tmp-copy{os.getpid()}")
     _clear_killed_copies(target)
     try:
-        shutil.copytree(source, partial, ignore=_skipper(source))
+        # Contents only: the copy is ours to write whatever modes the original had.
+        shutil.copytree(source, partial, ignore=_skipper(source), copy_function=shutil.copyfile)
+        for folder in [partial, *(d for d in partial.rglob("*") if d.is_dir())]:
+            folder.chmod(folder.stat().st_mode | 0o700)  # copytree gave folders the source's modes
         if target.exists():
             target.rmdir()  # empty (checked above)
         os.replace(partial, target)
