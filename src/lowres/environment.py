@@ -37,7 +37,10 @@ def environment(device: str) -> dict[str, Any]:
         "git_commit": _git_commit(),
     }
     if device.startswith("cuda") and torch.cuda.is_available():
-        env["gpu"] = torch.cuda.get_device_name(torch.device(device))
+        props = torch.cuda.get_device_properties(torch.device(device))
+        env["gpu"] = props.name
+        env["gpu_capability"] = f"sm_{props.major}{props.minor}"
+        env["gpu_memory_gib"] = round(props.total_memory / (1 << 30), 1)
         env["cuda"] = torch.version.cuda
         env["cudnn"] = torch.backends.cudnn.version()
     return env
