@@ -173,6 +173,19 @@ def check_against_config(space: Space, config_path: str | Path, overrides: list[
     for p in space.params:
         for value in p.bounds():
             try:
-                config_mod.load(config_path, [*overrides, override(p.key, value)])
+                cfg = config_mod.load(config_path, [*overrides, override(p.key, value)])
+                if p.key.startswith("model."):
+                    _check_model(cfg)
             except ConfigError as exc:
                 raise ConfigError(f"search space key {p.key} = {value!r}: {exc}") from None
+
+
+def _check_model(cfg) -> None:
+    """The model's own checks (its name, head, drop path) run when it is built: build it on
+    the meta device, which allocates nothing."""
+    import torch
+
+    from lowres.models.zoo import build_model
+
+    with torch.device("meta"):
+        build_model(cfg.model, cfg.data.classes or 10)
