@@ -4,7 +4,7 @@ same size, trained side by side (two processes sharing the machine).
 The search: TPE over the learning rate (log range) and dropout, --trials 12 (default), ASHA
 pruning on each epoch's val accuracy. The grid: `lowres sweep` over 4 learning rates x 3
 dropouts (12 points), every point trained to the end. Both use the same base config (resnet8,
-100 images per class by default, one stage of --epochs epochs, cosine schedule, flip
+50 images per class by default, one stage of --epochs epochs, cosine schedule, flip
 augmentation). Reported: the epochs the search trained against trials x epochs (what the
 same trials cost without pruning), and the best val accuracy of each.
 
@@ -57,8 +57,8 @@ def main() -> int:
     ap.add_argument("--work", default="/tmp/tune-bench", help="folder for configs, search and grid")
     ap.add_argument("--trials", type=int, default=12)
     ap.add_argument("--epochs", type=int, default=6)
-    ap.add_argument("--per-class", type=int, default=100,
-                    help="images per class (default 100: 800 train / 200 val; 0 = all 500)")
+    ap.add_argument("--per-class", type=int, default=50,
+                    help="images per class (default 50: 400 train / 100 val; 0 = all 500)")
     args = ap.parse_args()
     data = ensure_tiny40(args.data)
     work = Path(args.work)

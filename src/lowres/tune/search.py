@@ -12,6 +12,7 @@ for new ones, so stopping `lowres tune` and starting it again loses at most one 
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -176,6 +177,7 @@ def run_tune(config_path: str | Path, space_path: str | Path, trials: int, out: 
     where = "out/study.db".replace("out", str(out)) if storage is None else url
     study = open_study(url, study_name, space, make_pruner(pruner, epochs), seed, where)
     out.mkdir(parents=True, exist_ok=True)
+    _write_search_json(out, study_name, url, space, config_path, overrides, trials, pruner)
     train_fn = train_fn or _default_train
     helpers = _start_helpers(parallel - 1, config_path, space_path, trials, out, overrides,
                              storage, study_name, pruner) if not worker else []
@@ -193,6 +195,21 @@ def run_tune(config_path: str | Path, space_path: str | Path, trials: int, out: 
     from lowres.tune.outputs import write_outputs
 
     return write_outputs(study, space, out, config_path, overrides, stopped, study_name)
+
+
+def _write_search_json(out: Path, study_name: str, url: str, space: Space, config_path,
+                       overrides: list[str], trials: int, pruner: str) -> None:
+    """OUT/search.json marks a search folder (`lowres runs` shows each trial's values) and
+    says what it searches; the database password is left out."""
+    from sqlalchemy.engine import make_url
+
+    from lowres.disk import replace_text
+
+    shown = make_url(url).render_as_string(hide_password=True)
+    replace_text(out / "search.json", json.dumps(
+        {"study": study_name, "storage": shown, "config": str(Path(config_path).resolve()),
+         "overrides": overrides, "trials": trials, "pruner": pruner, "space": space.spec()},
+        indent=1) + "\n")
 
 
 def _start_helpers(n: int, config_path, space_path, trials, out, overrides, storage, study_name,
