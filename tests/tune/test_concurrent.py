@@ -34,3 +34,17 @@ def test_two_processes_share_one_sqlite_study(tmp_path, tiny_data):
     assert runs == ["trial000", "trial001", "trial002", "trial003"]
     ended = [line for text in outputs for line in text.splitlines() if " finished val " in line]
     assert len(ended) == 4  # each trial trained by one process only
+
+
+def test_parallel_starts_workers_that_share_the_study(tmp_path, tiny_data):
+    from lowres.tune import run_tune
+
+    cfg = write_config(tmp_path / "c.yaml", tiny_data, data={"per_class": 8},
+                       stages=[{"epochs": 1, "scheduler": {"name": "constant"}}])
+    space = tmp_path / "space.yaml"
+    space.write_text("model.dropout: {low: 0.0, high: 0.5}\n")
+    out = tmp_path / "search"
+    result = run_tune(cfg, space, 3, out, pruner="none", parallel=2, say=lambda line: None)
+    assert sorted(r["name"] for r in result.trials) == ["trial000", "trial001", "trial002"]
+    assert {r["state"] for r in result.trials} == {"finished"}
+    assert (out / "worker1.log").is_file() and (out / "best.yaml").is_file()

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lowres.errors import ConfigError, LowresError
+from lowres.run_lock import RunLocked
 from lowres.track.rundata import PRUNED, RESUMABLE, run_state
 from lowres.tune.space import Space, check_against_config, load_space, override
 from lowres.tune.study import default_storage, import_optuna, make_pruner, open_study
@@ -260,6 +261,8 @@ def _work(study, space: Space, trials: int, out: Path, config_path, overrides, t
             try:
                 result = train_fn(config_path, trial_overrides, run_dir, resume, _Reporter(trial),
                                   log)
+            except RunLocked:
+                continue  # another worker took this stopped trial a moment before us
             except LowresError as exc:
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 say(f"{name} failed: {exc}")
