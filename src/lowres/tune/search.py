@@ -175,7 +175,7 @@ def run_tune(config_path: str | Path, space_path: str | Path, trials: int, out: 
     study_name = study_name or out.name
     if storage is None:
         out.mkdir(parents=True, exist_ok=True)
-    where = "out/study.db".replace("out", str(out)) if storage is None else url
+    where = str(out / "study.db") if storage is None else url
     study = open_study(url, study_name, space, make_pruner(pruner, epochs), seed, where)
     out.mkdir(parents=True, exist_ok=True)
     _write_search_json(out, study_name, url, space, config_path, overrides, trials, pruner)
