@@ -1,7 +1,7 @@
 """lowres: train image classifiers from scratch on small images, write submissions.
 
 From Python (notebooks): `lowres.train`, `lowres.resume`, `lowres.predict`,
-`lowres.evaluate`, `lowres.load_run`, `lowres.models` (see `lowres.api`, which imports
+`lowres.evaluate`, `lowres.load_run`, `lowres.models`, `lowres.tune` (see `lowres.api`, which imports
 nothing heavy until a function runs, so `import lowres` and the CLI stay light).
 """
 import functools
@@ -50,15 +50,16 @@ class _ApiEntry:
 train = _ApiEntry("train")
 predict = _ApiEntry("predict")
 models = _ApiEntry("models")
+tune = _ApiEntry("tune")
 resume, evaluate, load_run, TrainedRun = api.resume, api.evaluate, api.load_run, api.TrainedRun
-_ENTRIES = {"train": train, "predict": predict, "models": models}
+_ENTRIES = {"train": train, "predict": predict, "models": models, "tune": tune}
 
-__all__ = ["train", "resume", "predict", "evaluate", "load_run", "models", "TrainedRun",
+__all__ = ["train", "resume", "predict", "evaluate", "load_run", "models", "tune", "TrainedRun",
            "LowresError", "ConfigError", "DataError"]
 
 
 class _Package(types.ModuleType):
-    # Importing a sub-package binds it as an attribute of its parent; for the three names
+    # Importing a sub-package binds it as an attribute of its parent; for the names
     # above that would hide the API function, so the entry stays (it answers for both).
     def __setattr__(self, name, value):
         if name in _ENTRIES and isinstance(value, types.ModuleType):

@@ -240,6 +240,19 @@ def evaluate(run: RunLike, data: str | Path | None = None, tta: str = "none",
     return evaluate_run(_run_dir(run), data, which=checkpoint, tta=tta, device=device, out_dir=out_dir)
 
 
+def tune(config: str | Path, space: str | Path, trials: int, *overrides: str,
+         out: str | Path = "sweeps/search", storage: str | None = None,
+         study_name: str | None = None, pruner: str = "asha", parallel: int = 1,
+         seed: int | None = None):
+    """Run (or resume, or join) an Optuna search; see `lowres tune --help`. Returns a
+    `lowres.tune.TuneResult`: .trials (rows; .dataframe() for pandas), .best, .best_config
+    (best.yaml, ready for `lowres.train`), .report."""
+    from lowres.tune import run_tune
+
+    return run_tune(config, space, trials, out, list(overrides), storage=storage,
+                    study_name=study_name, pruner=pruner, parallel=parallel, seed=seed)
+
+
 def models(size: int = 40, num_classes: int = 200, timm: str | None = None):
     """`lowres models [--timm PATTERN]` as a DataFrame."""
     from lowres.models.zoo import describe_models, describe_timm

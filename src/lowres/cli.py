@@ -180,6 +180,24 @@ def _gpu_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
+def _cmd_tune(args) -> int:
+    from lowres.tune import run_tune
+
+    result = run_tune(args.config, args.space, args.trials, args.out, args.overrides,
+                      storage=args.storage, study_name=args.study_name, pruner=args.pruner,
+                      parallel=args.parallel, seed=args.seed, worker=args.worker)
+    if result.stopped:
+        print("lowres: search stopped; rerun the same command to resume its trials",
+              file=sys.stderr)
+        return 130
+    if result.best is not None:
+        print(f"lowres: best {result.best['name']} val acc {result.best['value']:.4f}; "
+              f"config {result.best_config}")
+    if result.report is not None:
+        print(f"lowres: search report {result.report}")
+    return 0
+
+
 def _cmd_options(args) -> int:
     from lowres.config_options import option_lines
 
@@ -324,6 +342,29 @@ def build_parser() -> argparse.ArgumentParser:
                    "tasks on a cluster (ADDRESS, e.g. 10.0.0.1:6379; none: the local cluster or a "
                    "new one); a trial whose node dies resumes from its last.pt elsewhere; needs "
                    "pip install 'lowres[ray]'")
+
+    p = add("tune", _cmd_tune, "search a space of config values with Optuna, pruning bad trials",
+            "Sample config values from --space (TPE), train each trial as a run in "
+            "OUT/trials/, stop unpromising trials early, and write OUT/best.yaml and "
+            "OUT/report.html. Rerun the same command to resume; run it on several machines "
+            "with one --storage to share the study.")
+    p.add_argument("config")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides for every trial")
+    p.add_argument("--space", required=True, metavar="SPACE.yaml",
+                   help="dotted keys and their ranges or choices, e.g. "
+                        "'stages.0.optimizer.lr: {low: 0.01, high: 0.5, log: true}'")
+    p.add_argument("--trials", type=int, required=True,
+                   help="trials the study should hold in all (across every worker)")
+    p.add_argument("--out", default="sweeps/search", help="search directory (default: sweeps/search)")
+    p.add_argument("--storage", metavar="URL",
+                   help="study database URL (default: sqlite:///OUT/study.db)")
+    p.add_argument("--study-name", help="study name in the database (default: OUT's name)")
+    p.add_argument("--pruner", choices=["asha", "hyperband", "none"], default="asha",
+                   help="early stopping by each epoch's val accuracy (default: asha)")
+    p.add_argument("--parallel", type=int, default=1,
+                   help="worker processes on this machine sharing the study (default 1)")
+    p.add_argument("--seed", type=int, help="sampler seed (default: random)")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
 
     p = add("augment-preview", _cmd_augment_preview, "a picture of a stage's augmentation",
             "Save a grid: original training images and several augmented draws of a stage's "

@@ -28,7 +28,7 @@ from lowres.track.runlog import now_iso
 TABLE_LAST_N = 40  # metrics rows shown in full; older epochs are summarised by the best row
 
 STATE_CLASSES = {"running": "running", "finished": "finished",
-                 "stopped (resumable)": "resumable", "failed": "failed"}
+                 "stopped (resumable)": "resumable", "pruned": "resumable", "failed": "failed"}
 
 _templates = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),

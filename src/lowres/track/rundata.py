@@ -30,6 +30,7 @@ RUNNING = "running"
 FINISHED = "finished"
 RESUMABLE = "stopped (resumable)"
 FAILED = "failed"
+PRUNED = "pruned"  # stopped by `lowres tune`'s pruner (status reason "pruned"), resumable
 
 
 def finite(values) -> list[float]:
@@ -205,6 +206,7 @@ def run_state(run_dir: str | Path, status: dict[str, Any] | None = None) -> str:
                          (a read-only run, e.g. a Kaggle input, shows as killed: stopped)
     finished             status.json says finished
     stopped (resumable)  stopped, or running with a dead pid (killed), and checkpoints/last.pt exists
+    pruned               stopped by `lowres tune`'s pruner (resumable like a stop)
     failed               failed, or stopped/killed without a checkpoint to resume from
     unknown              no status.json yet
     """
@@ -226,6 +228,6 @@ def run_state(run_dir: str | Path, status: dict[str, Any] | None = None) -> str:
         state = "stopped"  # killed: what is left is what a stop leaves
     if state == "stopped" or not status:
         if (run_dir / "checkpoints" / "last.pt").is_file():
-            return RESUMABLE
+            return PRUNED if status.get("reason") == "pruned" else RESUMABLE
         return FAILED if status else "unknown"
     return str(state)  # finished, failed (the words FINISHED and FAILED)

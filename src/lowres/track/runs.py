@@ -2,10 +2,13 @@
 
 A run directory is any directory holding a config.yaml; DIR is searched recursively (hidden
 directories and the inside of a run directory are skipped), so the runs of a sweep show too.
+In a `lowres tune` folder (one with a search.json), each trial also shows its values of the
+searched keys (a PARAMS column).
 """
 from __future__ import annotations
 
 import os
+import json
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +41,12 @@ def list_runs(root: str | Path = "runs") -> list[dict[str, Any]]:
     best_epoch (the epoch in best.pt and the val accuracy there; checkpoint_rule: the rule
     that chose it, None for older runs), val_images (the split's size, None for older runs),
     best_val_interval / last_val_interval (Wilson 95%, fractions, or None), epochs_done,
-    wall_seconds (last `elapsed`), started (a POSIX time).
+    wall_seconds (last `elapsed`), started (a POSIX time); in a search folder also params
+    (searched key -> the trial's value).
     A missing root gives [].
     """
     root = Path(root)
+    searched = searched_keys(root)
     rows = []
     for run_dir in find_run_dirs(root):
         run = load_run(run_dir)
@@ -68,9 +73,40 @@ def list_runs(root: str | Path = "runs") -> list[dict[str, Any]]:
             "epochs_done": run.epochs_done,
             "wall_seconds": run.wall_seconds,
             "started": run.started(),
+            **({"params": {k: dotted(cfg, k) for k in searched}} if searched else {}),
         })
     rows.sort(key=lambda r: (r["started"], r["name"]), reverse=True)
     return rows
+
+
+def searched_keys(root: Path) -> list[str]:
+    """The dotted keys a `lowres tune` folder searches (its search.json), else []."""
+    try:
+        space = json.loads((root / "search.json").read_text()).get("space")
+    except (OSError, ValueError, AttributeError):
+        return []
+    return list(space) if isinstance(space, dict) else []
+
+
+def dotted(config: dict[str, Any], key: str) -> Any:
+    """config['stages'][0]['optimizer']['lr'] for 'stages.0.optimizer.lr' (None if absent)."""
+    node: Any = config
+    for part in key.split("."):
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return None
+    return node
+
+
+def _params_text(params: dict[str, Any]) -> str:
+    from lowres.sweep_grid import short_keys
+
+    short = short_keys(list(params))
+    return " ".join(f"{short[k]}={v:.4g}" if isinstance(v, float) else f"{short[k]}={v}"
+                    for k, v in params.items())
 
 
 def format_runs_table(rows: list[dict[str, Any]]) -> str:
@@ -79,6 +115,9 @@ def format_runs_table(rows: list[dict[str, Any]]) -> str:
         return "no runs found (a run directory is a directory with a config.yaml)"
     header = ["RUN", "STATUS", "BEST.PT VAL (95%)", "LAST VAL (95%)", "EPOCHS", "WALL",
               "CONFIG"]
+    with_params = any("params" in r for r in rows)
+    if with_params:
+        header.append("PARAMS")
     table = [header]
     for r in rows:
         best = fmt_pct(r.get("best_val_acc"), r.get("best_val_interval"))
@@ -89,7 +128,8 @@ def format_runs_table(rows: list[dict[str, Any]]) -> str:
             epochs += f"/{r['max_epochs']}"
         table.append([str(r.get("name", "")), str(r.get("status", "")), best,
                       fmt_pct(r.get("last_val_acc"), r.get("last_val_interval")), epochs,
-                      format_duration(r.get("wall_seconds"), clock=True), str(r.get("config", ""))])
+                      format_duration(r.get("wall_seconds"), clock=True), str(r.get("config", ""))]
+                     + ([_params_text(r.get("params") or {})] if with_params else []))
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     right = {2, 3, 4, 5}
     lines = []

@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from lowres import config as config_mod
 from lowres.data.prepare import prepare
@@ -37,8 +38,14 @@ from lowres.train.step_control import StepControl, StopFlag
 def train(config_path: str | Path | None, overrides: list[str] = (), run_dir: str | Path | None = None,
           resume: str | Path | None = None, time_limit: float | None = None,
           pause_after_epochs: int | None = None, pause_after_steps: int | None = None,
-          dry_run: bool = False, out=None) -> RunResult | None:
-    """Train from a config file (or resume a run directory). Returns None for a dry run."""
+          dry_run: bool = False, out=None,
+          on_epoch_end: Callable[[dict], str | None] | None = None) -> RunResult | None:
+    """Train from a config file (or resume a run directory). Returns None for a dry run.
+
+    on_epoch_end(row): called on rank 0 after each epoch's metrics row is written and its
+    last.pt saved (row: that metrics.csv row as a dict). A non-empty string it returns stops
+    the run there, resumable, with that string as the stop reason in events.jsonl and
+    status.json (`lowres tune`'s pruner returns "pruned")."""
     out = out or sys.stdout
     dist = distributed.init()
     if not dist.is_main:  # one voice: rank 0 prints and shows progress
@@ -88,7 +95,8 @@ def train(config_path: str | Path | None, overrides: list[str] = (), run_dir: st
             run.moved_from = moved_from
         flag = StopFlag(time_limit, pause_after_epochs, pause_after_steps)
         training = True
-        return _train(run, state, list(overrides), flag, out, resumed=resume is not None)
+        return _train(run, state, list(overrides), flag, out, resumed=resume is not None,
+                      on_epoch_end=on_epoch_end)
     except LowresError as exc:
         if moved_from is not None and not training and len(exc.args) == 1:
             # The copy goes (below): the one line names the run given, keeping its kind.
@@ -122,7 +130,7 @@ def _resume_dir(source: Path, run_dir, dry_run: bool, dist) -> tuple[Path, Path 
 
 
 def _train(run: Run, state: dict | None, overrides: list[str], flag: StopFlag, out,
-           resumed: bool) -> RunResult:
+           resumed: bool, on_epoch_end: Callable[[dict], str | None] | None = None) -> RunResult:
     cfg, log, dist = run.cfg, run.log, run.dist
     _start_or_resume(run, state, overrides, resumed)
     log.set_status("running")
@@ -151,6 +159,10 @@ def _train(run: Run, state: dict | None, overrides: list[str], flag: StopFlag, o
                 run.save_last()
                 control.saved()
                 run.refresh_reports()
+                asked = on_epoch_end(run.last_row) if on_epoch_end and dist.is_main else None
+                if dist.broadcast_flag(bool(asked)) and not run.finished:
+                    flag.reason = asked or "stopped by rank 0's epoch hook"
+                    return _pause(run, flag, out)
                 if dist.broadcast_flag(flag.epoch_done(session_epochs)) and not run.finished:
                     flag.reason = flag.reason or "stopped by another rank"
                     return _pause(run, flag, out)
@@ -213,6 +225,7 @@ def end_epoch(run: Run, progress: EpochProgress, seconds: float, pipeline, out) 
            "seconds": seconds, "elapsed": run.elapsed,
            **interval_columns(val_metrics.get("val_acc"), len(data.val_labels))}
     log.append_metrics(row)
+    run.last_row = row  # for train()'s on_epoch_end hook
     run.tensorboard.log_epoch(row)
 
     dropped = run.schedule.epoch_end(row)

@@ -79,6 +79,7 @@ class Run:
         self.stop: StopRule | None = None
         self.elapsed = 0.0
         self.best = {"val_acc": None, "epoch": None}
+        self.last_row: dict | None = None  # the latest metrics.csv row (loop.end_epoch)
         self.writer = BackgroundWriter()
 
     # ------------------------------------------------------------------ stages

@@ -1,0 +1,75 @@
+"""The Optuna study behind `lowres tune`: its storage, sampler, pruner and the space it was
+made with.
+
+The study lives in an Optuna RDB storage: SQLite in the search folder by default
+(DIR/study.db), or any SQLAlchemy database URL (postgresql://..., mysql://...), which lets
+workers on many machines share one study. Optuna is an optional extra: `import_optuna` names
+it when it is missing.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lowres.errors import ConfigError, LowresError
+from lowres.tune.space import Space
+
+PRUNERS = ("asha", "hyperband", "none")
+SPACE_ATTR = "lowres_space"  # the study's user attribute holding the space it was made with
+
+
+def import_optuna():
+    try:
+        import optuna
+    except ImportError:
+        raise LowresError("lowres tune needs Optuna: pip install 'lowres[tune]'") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # lowres prints its own lines
+    return optuna
+
+
+def default_storage(out: Path) -> str:
+    return f"sqlite:///{(out / 'study.db').resolve()}"
+
+
+def open_storage(url: str):
+    """An RDB storage, or one LowresError line when the database cannot be reached."""
+    optuna = import_optuna()
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        # Several local workers write one file: wait for the lock instead of failing at once.
+        kwargs = {"connect_args": {"timeout": 120}}
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    except Exception as exc:  # noqa: BLE001 (SQLAlchemy raises many kinds; all mean "cannot open it")
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise LowresError(f"cannot open the study database {url}: {first[:200]} "
+                          "(check the URL, the server and its driver)") from None
+
+
+def make_pruner(name: str, max_epochs: int):
+    optuna = import_optuna()
+    if name == "asha":  # asynchronous successive halving: rungs at 1, 3, 9... epochs
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(1, max_epochs),
+                                              reduction_factor=3)
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise ConfigError(f"unknown pruner {name!r}: choose one of {', '.join(PRUNERS)}")
+
+
+def open_study(storage_url: str, study_name: str, space: Space, pruner, seed: int | None,
+               where: str):
+    """Create the study or join it; a study made with another space is refused by name."""
+    optuna = import_optuna()
+    storage = open_storage(storage_url)
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, 5))
+    study = optuna.create_study(storage=storage, study_name=study_name, direction="maximize",
+                                sampler=sampler, pruner=pruner, load_if_exists=True)
+    spec = study.user_attrs.get(SPACE_ATTR)
+    if spec is None:
+        study.set_user_attr(SPACE_ATTR, space.spec())
+    elif spec != space.spec():
+        raise LowresError(f"study {study_name} in {where} was made with a different space: "
+                          f"{space.difference(spec)}; use a new --out or --study-name")
+    return study

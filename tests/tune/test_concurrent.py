@@ -1,0 +1,50 @@
+"""Two `lowres tune` processes on one SQLite study at the same time: the study ends with
+exactly the asked number of trials, each finished or pruned, none left running, and no
+trial trained twice."""
+import os
+import subprocess
+import sys
+
+import pytest
+from run_configs import write_config
+
+optuna = pytest.importorskip("optuna")
+
+
+def test_two_processes_share_one_sqlite_study(tmp_path, tiny_data):
+    cfg = write_config(tmp_path / "c.yaml", tiny_data, data={"per_class": 8},
+                       stages=[{"epochs": 1, "scheduler": {"name": "constant"}}])
+    space = tmp_path / "space.yaml"
+    space.write_text("model.dropout: {low: 0.0, high: 0.5}\n")
+    out = tmp_path / "search"
+    out.mkdir()  # both processes open the same study.db
+    cmd = [sys.executable, "-m", "lowres", "tune", str(cfg), "--space", str(space),
+           "--trials", "4", "--out", str(out), "--pruner", "none"]
+    env = dict(os.environ, LOWRES_PROGRESS="0")
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    study = optuna.load_study(study_name="search", storage=f"sqlite:///{out / 'study.db'}")
+    counted = [t for t in study.trials if not t.user_attrs.get("surplus")]
+    assert len(counted) == 4
+    assert {t.state.name for t in counted} == {"COMPLETE"}
+    assert sorted(t.number for t in counted) == [0, 1, 2, 3]
+    runs = sorted(p.name for p in (out / "trials").iterdir())
+    assert runs == ["trial000", "trial001", "trial002", "trial003"]
+    ended = [line for text in outputs for line in text.splitlines() if " finished val " in line]
+    assert len(ended) == 4  # each trial trained by one process only
+
+
+def test_parallel_starts_workers_that_share_the_study(tmp_path, tiny_data):
+    from lowres.tune import run_tune
+
+    cfg = write_config(tmp_path / "c.yaml", tiny_data, data={"per_class": 8},
+                       stages=[{"epochs": 1, "scheduler": {"name": "constant"}}])
+    space = tmp_path / "space.yaml"
+    space.write_text("model.dropout: {low: 0.0, high: 0.5}\n")
+    out = tmp_path / "search"
+    result = run_tune(cfg, space, 3, out, pruner="none", parallel=2, say=lambda line: None)
+    assert sorted(r["name"] for r in result.trials) == ["trial000", "trial001", "trial002"]
+    assert {r["state"] for r in result.trials} == {"finished"}
+    assert (out / "worker1.log").is_file() and (out / "best.yaml").is_file()
