@@ -83,6 +83,10 @@ def history_plot(rows: list[dict[str, Any]], path: Path) -> Path | None:
         xs.append(r["number"])
         ys.append(100 * best)
     if xs:
+        last = max(r["number"] for r in scored)
+        if last > xs[-1]:  # the best stands until the last trial, pruned ones included
+            xs.append(last)
+            ys.append(ys[-1])
         ax.step(xs, ys, where="post", color="tab:green", label="best so far")
     ax.set_xlabel("trial")
     ax.set_ylabel("val accuracy (%)")
