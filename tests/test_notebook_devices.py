@@ -15,7 +15,7 @@ jupyter_client = pytest.importorskip("jupyter_client")
 from run_configs import write_config  # noqa: E402
 
 
-def run_cell(kc, code, on_output=None, timeout=240):
+def run_cell(kc, code, on_output=None, timeout=600):  # generous: CI machines are shared
     """Execute `code`; returns (stream text, error name or None, number of widgets shown)."""
     msg_id = kc.execute(code)
     text, error, widgets = [], None, 0
