@@ -95,8 +95,12 @@ def train(config_path: str | Path | None, overrides: list[str] = (), run_dir: st
             run.moved_from = moved_from
         flag = StopFlag(time_limit, pause_after_epochs, pause_after_steps)
         training = True
-        return _train(run, state, list(overrides), flag, out, resumed=resume is not None,
-                      on_epoch_end=on_epoch_end)
+        result = _train(run, state, list(overrides), flag, out, resumed=resume is not None,
+                        on_epoch_end=on_epoch_end)
+        # The ranks leave together: one whose peer has already exited can hang in
+        # destroy_process_group (seen with gloo on torch 2.4, after a pause).
+        dist.barrier()
+        return result
     except LowresError as exc:
         if moved_from is not None and not training and len(exc.args) == 1:
             # The copy goes (below): the one line names the run given, keeping its kind.
