@@ -8,10 +8,17 @@ it when it is missing.
 """
 from __future__ import annotations
 
+import contextlib
+import time
 from pathlib import Path
 from typing import Any
 
 from lowres.errors import ConfigError, LowresError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no file locks here; the retry in open_storage still covers it
+    fcntl = None
 from lowres.tune.space import Space
 
 PRUNERS = ("asha", "hyperband", "none")
@@ -32,18 +39,50 @@ def default_storage(out: Path) -> str:
 
 
 def open_storage(url: str):
-    """An RDB storage, or one LowresError line when the database cannot be reached."""
+    """An RDB storage, or one LowresError line when the database cannot be reached.
+
+    Optuna creates its tables on the first open, and two workers opening a new database at
+    the same moment race: one fails with "table studies already exists" or a UNIQUE
+    constraint on alembic_version. A SQLite file is opened under a lock file beside it; a
+    server database is retried, since the loser's error means the winner made the schema.
+    """
     optuna = import_optuna()
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         # Several local workers write one file: wait for the lock instead of failing at once.
         kwargs = {"connect_args": {"timeout": 120}}
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-    except Exception as exc:  # noqa: BLE001 (SQLAlchemy raises many kinds; all mean "cannot open it")
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise LowresError(f"cannot open the study database {url}: {first[:200]} "
-                          "(check the URL, the server and its driver)") from None
+    for attempt in range(SCHEMA_RACE_TRIES):
+        try:
+            with _sqlite_file_lock(url):
+                return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        except Exception as exc:  # noqa: BLE001 (SQLAlchemy raises many kinds; all mean "cannot open it")
+            text = str(exc).strip()
+            if attempt + 1 < SCHEMA_RACE_TRIES and any(s in text.lower() for s in SCHEMA_RACE):
+                time.sleep(0.5 * (attempt + 1))
+                continue
+            first = text.splitlines()[0] if text else type(exc).__name__
+            raise LowresError(f"cannot open the study database {url}: {first[:200]} "
+                              "(check the URL, the server and its driver)") from None
+    raise AssertionError("unreachable")
+
+
+SCHEMA_RACE_TRIES = 4
+SCHEMA_RACE = ("already exists", "unique constraint", "duplicate")  # another worker made it
+
+
+@contextlib.contextmanager
+def _sqlite_file_lock(url: str):
+    """Hold an exclusive lock on FILE.lock while a SQLite file is first opened."""
+    path = url.split(":///", 1)[1] if url.startswith("sqlite:///") else ""
+    if fcntl is None or not path or path == ":memory:" or not Path(path).parent.is_dir():
+        yield  # in memory, or a folder that is missing: SQLAlchemy reports it
+        return
+    with open(f"{path}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def make_pruner(name: str, max_epochs: int):
