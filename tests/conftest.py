@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from lowres.data.synthetic import make_competition_dataset
+from ray_cluster import two_nodes, two_nodes_for_module  # noqa: F401 (fixtures of the --ray tests)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -5,47 +5,21 @@ equal those of a run never killed."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 ray = pytest.importorskip("ray")
 
+from ray_cluster import free_port  # noqa: E402
 from run_configs import write_config  # noqa: E402
 from lowres.cli import main  # noqa: E402
 from lowres.track.rundata import run_state  # noqa: E402
 from lowres.track.runlog import read_events, read_metrics  # noqa: E402
 
 TIMING = {"images_per_s", "seconds", "elapsed"}
-RAY = str(Path(sys.executable).with_name("ray"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def two_nodes(tmp_path):
-    port = free_port()
-    # Loopback only; no token (newer Ray turns it on for a head that finds ~/.ray/auth_token,
-    # then refuses a second node started without it).
-    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled")
-    common = ["--num-cpus", "1", "--disable-usage-stats"]
-    try:
-        subprocess.run([RAY, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
-                        "--include-dashboard", "false", *common], check=True, env=env,
-                       capture_output=True, timeout=120)
-        subprocess.run([RAY, "start", "--address", f"127.0.0.1:{port}", "--node-ip-address",
-                        "127.0.0.1", *common], check=True, env=env, capture_output=True, timeout=120)
-        yield f"127.0.0.1:{port}"
-    finally:
-        subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120)
 
 
 def numbers(run_dir):

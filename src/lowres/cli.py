@@ -183,9 +183,18 @@ def _gpu_count() -> int:
 def _cmd_tune(args) -> int:
     from lowres.tune import run_tune
 
-    result = run_tune(args.config, args.space, args.trials, args.out, args.overrides,
-                      storage=args.storage, study_name=args.study_name, pruner=args.pruner,
-                      parallel=args.parallel, seed=args.seed, worker=args.worker)
+    if args.ray is not None:
+        from lowres.tune.on_ray import check_ray_args, run_tune_on_ray
+
+        check_ray_args(args.parallel)
+        result = run_tune_on_ray(args.ray or None, args.config, args.space, args.trials, args.out,
+                                 args.overrides, storage=args.storage, study_name=args.study_name,
+                                 pruner=args.pruner, per_gpu=args.per_gpu, seed=args.seed)
+    else:
+        result = run_tune(args.config, args.space, args.trials, args.out, args.overrides,
+                          storage=args.storage, study_name=args.study_name, pruner=args.pruner,
+                          parallel=args.parallel, per_gpu=args.per_gpu, seed=args.seed,
+                          worker=args.worker)
     if result.stopped:
         print("lowres: search stopped; rerun the same command to resume its trials",
               file=sys.stderr)
@@ -362,7 +371,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pruner", choices=["asha", "hyperband", "none"], default="asha",
                    help="early stopping by each epoch's val accuracy (default: asha)")
     p.add_argument("--parallel", type=int, default=1,
-                   help="worker processes on this machine sharing the study (default 1)")
+                   help="worker processes on this machine sharing the study, each on its own "
+                        "GPU where there are GPUs (default 1)")
+    p.add_argument("--per-gpu", type=int, default=1, metavar="K",
+                   help="trials sharing one GPU under --parallel or --ray (small models; default 1)")
+    p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="run the trials with Ray Tune on a cluster (ADDRESS, e.g. 10.0.0.1:6379; "
+                        "none: the local cluster or a new one); OUT must be on storage every node "
+                        "sees; needs pip install 'lowres[ray,tune]'")
     p.add_argument("--seed", type=int, help="sampler seed (default: random)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
 

@@ -53,8 +53,9 @@ class TuneResult:
 def _default_train(config_path, overrides, run_dir, resume, on_epoch_end, out):
     from lowres.train.loop import train
 
-    if resume:
-        return train(None, resume=run_dir, on_epoch_end=on_epoch_end, out=out)
+    if resume:  # the run's own config; only this machine's thread share is new
+        machine = [o for o in overrides if o.startswith("train.threads=")]
+        return train(None, machine, resume=run_dir, on_epoch_end=on_epoch_end, out=out)
     return train(config_path, overrides, run_dir=run_dir, on_epoch_end=on_epoch_end, out=out)
 
 
@@ -77,7 +78,7 @@ def prepare_search(config_path: str | Path, space_path: str | Path, overrides: l
     return space, epochs
 
 
-def _sample(trial, space: Space) -> dict[str, Any]:
+def sample(trial, space: Space) -> dict[str, Any]:
     values = {}
     for p in space.params:
         if p.kind == "choice":
@@ -157,7 +158,7 @@ def _claim(run_dir: Path) -> bool:
 
 def run_tune(config_path: str | Path, space_path: str | Path, trials: int, out: str | Path,
              overrides: list[str] = (), storage: str | None = None, study_name: str | None = None,
-             pruner: str = "asha", parallel: int = 1, seed: int | None = None,
+             pruner: str = "asha", parallel: int = 1, per_gpu: int = 1, seed: int | None = None,
              train_fn: TrainFn | None = None, say: Callable[[str], None] | None = None,
              worker: bool = False) -> TuneResult:
     """Run (or join, or resume) a search until its study holds `trials` trials; see the module
@@ -170,6 +171,10 @@ def run_tune(config_path: str | Path, space_path: str | Path, trials: int, out: 
     if parallel < 1:
         raise ConfigError(f"--parallel must be at least 1, got {parallel}")
     space, epochs = prepare_search(config_path, space_path, overrides, pruner)
+    if worker:  # a helper: its parent put its GPU or its thread share in the environment
+        envs = [{k: os.environ[k] for k in ("LOWRES_THREADS",) if k in os.environ}]
+    else:
+        envs = worker_envs(parallel, per_gpu, overrides)
     out = Path(out).resolve()
     url = storage or default_storage(out)
     study_name = study_name or out.name
@@ -178,14 +183,16 @@ def run_tune(config_path: str | Path, space_path: str | Path, trials: int, out: 
     where = str(out / "study.db") if storage is None else url
     study = open_study(url, study_name, space, make_pruner(pruner, epochs), seed, where)
     out.mkdir(parents=True, exist_ok=True)
-    _write_search_json(out, study_name, url, space, config_path, overrides, trials, pruner)
+    write_search_json(out, study_name, url, space, config_path, overrides, trials, pruner)
     train_fn = train_fn or _default_train
-    helpers = _start_helpers(parallel - 1, config_path, space_path, trials, out, overrides,
-                             storage, study_name, pruner) if not worker else []
+    helpers = _start_helpers(envs[1:], config_path, space_path, trials, out, overrides,
+                             storage, study_name, pruner)
+    machine = [f"train.threads={envs[0]['LOWRES_THREADS']}"] if "LOWRES_THREADS" in envs[0] else []
     stopped = False
     try:
         with _quiet_progress():
-            stopped = _work(study, space, trials, out, config_path, overrides, train_fn, say)
+            stopped = _work(study, space, trials, out, config_path, overrides, machine, train_fn,
+                            say)
     finally:
         for proc in helpers:
             if stopped:
@@ -198,7 +205,7 @@ def run_tune(config_path: str | Path, space_path: str | Path, trials: int, out: 
     return write_outputs(study, space, out, config_path, overrides, stopped, study_name)
 
 
-def _write_search_json(out: Path, study_name: str, url: str, space: Space, config_path,
+def write_search_json(out: Path, study_name: str, url: str, space: Space, config_path,
                        overrides: list[str], trials: int, pruner: str) -> None:
     """OUT/search.json marks a search folder (`lowres runs` shows each trial's values) and
     says what it searches; the database password is left out."""
@@ -213,21 +220,37 @@ def _write_search_json(out: Path, study_name: str, url: str, space: Space, confi
         indent=1) + "\n")
 
 
-def _start_helpers(n: int, config_path, space_path, trials, out, overrides, storage, study_name,
-                   pruner) -> list[subprocess.Popen]:
+def worker_envs(parallel: int, per_gpu: int, overrides: list[str]) -> list[dict[str, str]]:
+    """What each of the `parallel` workers adds to its environment: its GPU
+    (CUDA_VISIBLE_DEVICES, `per_gpu` workers per card; this process is worker 0 and keeps
+    the first visible GPU, which is its default device), or on a CPU machine its share of
+    the cores (LOWRES_THREADS, turned into train.threads unless the overrides set it)."""
+    from lowres.sweep_parallel import slots
+
+    envs = slots(parallel, per_gpu)
+    if any("CUDA_VISIBLE_DEVICES" in e for e in envs) or \
+            any(o.startswith("train.threads=") for o in overrides) or parallel == 1:
+        return envs
+    threads = max(1, (os.cpu_count() or 1) // parallel)
+    return [{"LOWRES_THREADS": str(threads)} for _ in envs]
+
+
+def _start_helpers(envs: list[dict[str, str]], config_path, space_path, trials, out, overrides,
+                   storage, study_name, pruner) -> list[subprocess.Popen]:
     cmd = [sys.executable, "-m", "lowres", "tune", str(config_path), "--space", str(space_path),
            "--trials", str(trials), "--out", str(out), "--study-name", study_name,
            "--pruner", pruner, "--worker", *overrides]
     if storage:
         cmd += ["--storage", storage]
     procs = []
-    for i in range(n):
+    for i, env in enumerate(envs):
         log = open(out / f"worker{i + 1}.log", "a")  # noqa: SIM115 (the child holds it)
-        procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
+        procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                      env={**os.environ, **env}))
     return procs
 
 
-def _work(study, space: Space, trials: int, out: Path, config_path, overrides, train_fn,
+def _work(study, space: Space, trials: int, out: Path, config_path, overrides, machine, train_fn,
           say) -> bool:
     """This worker's loop: resume orphaned trials, then ask for new ones. True when stopped
     by a signal."""
@@ -251,11 +274,11 @@ def _work(study, space: Space, trials: int, out: Path, config_path, overrides, t
                 trial.set_user_attr("surplus", True)
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 return False
-            params = _sample(trial, space)
+            params = sample(trial, space)
             trial.set_user_attr("out", str(out))
             trial.set_user_attr("run_dir", str(out / "trials" / name))
         run_dir = out / "trials" / name
-        trial_overrides = [*overrides, *(override(k, v) for k, v in params.items())]
+        trial_overrides = [*overrides, *(override(k, v) for k, v in params.items()), *machine]
         t0 = time.time()
         with open(logs / f"{name}.log", "a") as log:
             try:
