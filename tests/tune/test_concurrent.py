@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 from run_configs import write_config
 
 optuna = pytest.importorskip("optuna")
@@ -48,3 +49,40 @@ def test_parallel_starts_workers_that_share_the_study(tmp_path, tiny_data):
     assert sorted(r["name"] for r in result.trials) == ["trial000", "trial001", "trial002"]
     assert {r["state"] for r in result.trials} == {"finished"}
     assert (out / "worker1.log").is_file() and (out / "best.yaml").is_file()
+    share = max(1, (os.cpu_count() or 1) // 2)  # two workers share the cores
+    for trial in (out / "trials").iterdir():
+        assert yaml.safe_load((trial / "config.yaml").read_text())["train"]["threads"] == share
+
+
+def test_each_parallel_worker_gets_its_gpu_or_its_share_of_the_cores(monkeypatch):
+    import torch
+
+    from lowres.tune.search import worker_envs
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert worker_envs(2, 1, []) == [{"LOWRES_THREADS": "4"}] * 2
+    assert worker_envs(2, 1, ["train.threads=3"]) == [{}, {}]  # the user's choice stands
+    assert worker_envs(1, 1, []) == [{}]  # alone: torch's own default
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    # Worker 0 is this process: its default device is the first GPU, the one it is given.
+    assert worker_envs(2, 1, []) == [{"CUDA_VISIBLE_DEVICES": "0"}, {"CUDA_VISIBLE_DEVICES": "1"}]
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in worker_envs(4, 2, [])] == ["0", "0", "1", "1"]
+
+
+def test_the_helper_processes_start_with_their_environment(monkeypatch, tmp_path):
+    from lowres.tune import search
+
+    started = []
+
+    class FakePopen:
+        def __init__(self, cmd, stdout, stderr, env):
+            started.append((cmd, env))
+
+    monkeypatch.setattr(search.subprocess, "Popen", FakePopen)
+    envs = [{"CUDA_VISIBLE_DEVICES": "1"}, {"CUDA_VISIBLE_DEVICES": "2"}]
+    search._start_helpers(envs, "c.yaml", "s.yaml", 4, tmp_path, [], None, "x", "asha")
+    assert [env["CUDA_VISIBLE_DEVICES"] for _, env in started] == ["1", "2"]
+    assert all("--worker" in cmd for cmd, _ in started)
