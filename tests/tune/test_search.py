@@ -153,3 +153,15 @@ def test_a_study_made_with_another_space_is_refused_by_name(tmp_path, search_inp
     assert text.endswith("; use a new --out or --study-name") and "\n" not in text
     assert json.loads((out / "search.json").read_text())["space"]["model.dropout"] == \
         {"choices": [0.0, 0.3]}
+
+
+def test_a_watched_search_shows_a_live_bar_with_counts_and_epochs(tmp_path, search_inputs,
+                                                                  monkeypatch, capsys):
+    cfg, space = search_inputs
+    monkeypatch.setenv("LOWRES_PROGRESS", "1")  # as in a terminal
+    run_tune(cfg, space, 2, tmp_path / "search", pruner="none", seed=0)
+    err = capsys.readouterr().err
+    assert "search:" in err and "trial" in err  # the bar: trials ended out of 2
+    assert "trial000 epoch 2/3 val " in err  # this worker's trial, epoch by epoch
+    assert "done 1, running 0, pruned 0 | best " in err  # the counts and the best so far
+    assert "2/2" in err

@@ -27,6 +27,7 @@ from lowres.run_lock import RunLocked
 from lowres.track.rundata import PRUNED, RESUMABLE, run_state
 from lowres.tune.space import Space, check_against_config, load_space, override
 from lowres.tune.study import default_storage, import_optuna, make_pruner, open_study
+from lowres.tune.watch import SearchBar
 
 # train(config_path, overrides, run_dir, resume, on_epoch_end) -> a RunResult
 TrainFn = Callable[..., Any]
@@ -97,10 +98,11 @@ def trial_name(number: int) -> str:
 class _Reporter:
     """The epoch hook of one trial: report val_acc, ask the pruner, count pruned epochs."""
 
-    def __init__(self, trial):
-        self.trial = trial
+    def __init__(self, trial, on_epoch: Callable[[dict], None] = lambda row: None):
+        self.trial, self.on_epoch = trial, on_epoch
 
     def __call__(self, row: dict) -> str | None:
+        self.on_epoch(row)
         value = row.get("val_acc")
         if value is None:
             return None  # no validation split: nothing to judge by
@@ -189,11 +191,14 @@ def run_tune(config_path: str | Path, space_path: str | Path, trials: int, out: 
                              storage, study_name, pruner)
     machine = [f"train.threads={envs[0]['LOWRES_THREADS']}"] if "LOWRES_THREADS" in envs[0] else []
     stopped = False
+    watch = SearchBar(study, trials, epochs, say) if not worker else None
     try:
         with _quiet_progress():
             stopped = _work(study, space, trials, out, config_path, overrides, machine, train_fn,
-                            say)
+                            watch or _Lines(say))
     finally:
+        if watch is not None:
+            watch.close()
         for proc in helpers:
             if stopped:
                 proc.terminate()  # they save their trials (SIGTERM) and stay resumable
@@ -250,8 +255,18 @@ def _start_helpers(envs: list[dict[str, str]], config_path, space_path, trials, 
     return procs
 
 
+class _Lines:
+    """What a helper worker shows: its lines only (its output goes to OUT/workerN.log)."""
+
+    def __init__(self, say):
+        self.ended = say
+
+    def epoch(self, name: str, row: dict) -> None:
+        pass
+
+
 def _work(study, space: Space, trials: int, out: Path, config_path, overrides, machine, train_fn,
-          say) -> bool:
+          watch) -> bool:
     """This worker's loop: resume orphaned trials, then ask for new ones. True when stopped
     by a signal."""
     optuna = import_optuna()
@@ -282,16 +297,16 @@ def _work(study, space: Space, trials: int, out: Path, config_path, overrides, m
         t0 = time.time()
         with open(logs / f"{name}.log", "a") as log:
             try:
-                result = train_fn(config_path, trial_overrides, run_dir, resume, _Reporter(trial),
-                                  log)
+                reporter = _Reporter(trial, lambda row, name=name: watch.epoch(name, row))
+                result = train_fn(config_path, trial_overrides, run_dir, resume, reporter, log)
             except RunLocked:
                 continue  # another worker took this stopped trial a moment before us
             except LowresError as exc:
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                say(f"{name} failed: {exc}")
+                watch.ended(f"{name} failed: {exc}")
                 continue
         word = _finish_trial(study, trial, result, run_dir)
-        say(progress_line(study, name, word, result, time.time() - t0))
+        watch.ended(progress_line(study, name, word, result, time.time() - t0))
         if word == "stopped":
             return True
 
