@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 
@@ -210,17 +210,23 @@ def seed_final_stages() -> list[StageConfig]:
 # --------------------------------------------------------------------------- loading
 
 
-def load_yaml(path: str | Path) -> dict:
+def read_yaml_file(path: str | Path, what: str) -> Any:
+    """A YAML file's content; one ConfigError line naming `what` it is when the file is
+    missing or not YAML (with the line of the problem)."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path} (pass the path of a .yaml file)")
+        raise ConfigError(f"{what} not found: {path} (pass the path of a .yaml file)")
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"config file {path}{where} is not valid YAML: "
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise ConfigError(f"{what} {path} is not valid YAML{where}: "
                           f"{getattr(exc, 'problem', exc)}") from None
+
+
+def load_yaml(path: str | Path) -> dict:
+    data = read_yaml_file(path, "config file")
     if data is None:
         return {}
     if not isinstance(data, dict):

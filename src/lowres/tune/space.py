@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from lowres.errors import ConfigError
 
@@ -146,16 +145,9 @@ def parse_space(data: Any, where: str = "space") -> Space:
 
 
 def load_space(path: str | Path) -> Space:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"search space file {path} not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
-    return parse_space(data, str(path))
+    from lowres.config import read_yaml_file
+
+    return parse_space(read_yaml_file(path, "search space file"), str(Path(path)))
 
 
 def override(key: str, value: Any) -> str:
