@@ -6,7 +6,7 @@ and a second `ray start` on this host, loopback only).
   every epoch, and best.yaml/report.html/`lowres runs` read it as they read a local search.
 - A worker killed in the middle of a trial: Ray retries the trial, its run resumes from
   last.pt, the search finishes, and the trial's metrics equal those of a run never killed.
-- A stopped search (Ctrl-C) resumes with the same command.
+- A stopped search (Ctrl-C) resumes with the same command; more --trials add to it.
 """
 import json
 import os
@@ -113,6 +113,13 @@ def test_a_killed_worker_resumes_its_trial_and_a_stopped_search_resumes(
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 3
     resumes = sum(e["event"] == "resume" for e in read_events(victim))
     assert resumes >= 1  # Ray's retry resumed it from last.pt (and the rerun, if still running)
+    # More --trials later: a new Ray experiment adds the rest to the same study.
+    more = [*cmd[:cmd.index("--trials") + 1], "4", *cmd[cmd.index("--trials") + 2:]]
+    added = subprocess.run(more, capture_output=True, text=True, env=run_env(), timeout=600)
+    assert added.returncode == 0, added.stdout + added.stderr
+    assert "resuming" not in added.stdout and "trial003 finished" in added.stdout
+    study = study_of(out)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 4
     # Each trial equals a run of its values that nothing interrupted.
     for t in study.trials:
         alone = tmp_path / f"alone{t.number}"

@@ -50,11 +50,9 @@ def run_tune_on_ray(address: str | None, config_path: str | Path, space_path: st
     LowresError/ConfigError line before anything starts when the input is wrong."""
     say = say or (lambda line: print(line, flush=True))
     overrides = list(overrides)
-    if not isinstance(trials, int) or trials < 1:
-        raise ConfigError(f"--trials must be a positive number, got {trials!r}")
     if per_gpu < 1:
         raise ConfigError(f"--per-gpu {per_gpu}: give 1 or more trials per GPU")
-    space, epochs = prepare_search(config_path, space_path, overrides, pruner)
+    space, epochs = prepare_search(config_path, space_path, overrides, pruner, trials)
     _require_validation(config_path, overrides)
     try:
         from ray import tune
@@ -80,38 +78,43 @@ def run_tune_on_ray(address: str | None, config_path: str | Path, space_path: st
         _trainable(str(Path(config_path).resolve()), overrides, machine, out, epochs, url,
                    study_name),
         {"cpu": 1, "gpu": 1.0 / per_gpu} if gpus else {"cpu": 1})
-    experiment = out / "ray" / study_name
-    watch = _progress(study, out, say)
-    if tune.Tuner.can_restore(str(experiment)):
-        say(f"lowres: resuming the Ray Tune experiment in {experiment}")
-        tuner = tune.Tuner.restore(str(experiment), trainable, resume_unfinished=True,
-                                   resume_errored=True)
-    else:
-        remaining = trials - len([t for t in study.get_trials(deepcopy=False)
-                                  if not t.user_attrs.get("surplus")])
-        tuner = None
-        if remaining > 0:
-            searcher = ConcurrencyLimiter(_prune_aware_search()(
-                space=_DefineByRun(space, out), metric=METRIC, mode="max",
-                sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=5),
-                study_name=study_name, storage=open_storage(url)),
-                max_concurrent=max(1, slots))  # TPE learns from finished trials: ask as slots free
-            tuner = tune.Tuner(
-                trainable,
-                tune_config=tune.TuneConfig(search_alg=searcher, scheduler=_scheduler(pruner, epochs),
-                                            num_samples=remaining, metric=METRIC, mode="max"),
-                run_config=tune.RunConfig(name=study_name, storage_path=str(out / "ray"),
-                                          failure_config=tune.FailureConfig(max_failures=RETRIES),
-                                          callbacks=[watch], verbose=0))
+    say(f"lowres: Ray Tune runs the search on {slots} slot(s) "
+        f"({'GPU share 1/' + str(per_gpu) if gpus else 'one CPU each'})")
     stopped = False
-    if tuner is not None:
-        say(f"lowres: Ray Tune runs the search on {slots} slot(s) "
-            f"({'GPU share 1/' + str(per_gpu) if gpus else 'one CPU each'})")
+    latest = _latest_experiment(out)
+    if latest is not None and _unfinished(study, out):  # a stopped search: Ray resumes it
+        say(f"lowres: resuming the Ray Tune experiment in {latest}")
+        _fit_quietly(tune.Tuner.restore(str(latest), trainable, resume_unfinished=True,
+                                        resume_errored=True))
+        stopped = bool(_unfinished(study, out))
+    held = len([t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("surplus")])
+    if not stopped and held < trials:  # a new search, or one given more --trials
+        searcher = ConcurrencyLimiter(_prune_aware_search()(
+            space=_DefineByRun(space, out), metric=METRIC, mode="max",
+            sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=5),
+            study_name=study_name, storage=open_storage(url)),
+            max_concurrent=max(1, slots))  # TPE learns from finished trials: ask as slots free
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=_scheduler(pruner, epochs),
+                                        num_samples=trials - held, metric=METRIC, mode="max"),
+            run_config=tune.RunConfig(name=f"{study_name}-from{held:03d}",
+                                      storage_path=str(out / "ray"),
+                                      failure_config=tune.FailureConfig(max_failures=RETRIES),
+                                      callbacks=[_progress(study, out, say)], verbose=0))
         _fit_quietly(tuner)
         stopped = bool(_unfinished(study, out))  # a Ctrl-C: Ray saved the experiment
     from lowres.tune.outputs import write_outputs
 
     return write_outputs(study, space, out, config_path, overrides, stopped, study_name)
+
+
+def _latest_experiment(out: Path) -> Path | None:
+    """The newest of Ray's experiments in OUT/ray/ (one per start that had trials to add)."""
+    from ray import tune
+
+    found = [p for p in (out / "ray").glob("*") if tune.Tuner.can_restore(str(p))]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 
 def _unfinished(study, out: Path) -> list:

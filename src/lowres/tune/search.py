@@ -68,9 +68,11 @@ def max_epochs(config_path: str | Path, overrides: list[str]) -> int:
 
 
 def prepare_search(config_path: str | Path, space_path: str | Path, overrides: list[str],
-                   pruner: str) -> tuple[Space, int]:
-    """Everything checked before a study or a folder exists: Optuna, the space, its keys
-    against the config, the pruner's name."""
+                   pruner: str, trials: int) -> tuple[Space, int]:
+    """Everything checked before a study or a folder exists: the trial count, Optuna, the
+    space, its keys against the config, the pruner's name."""
+    if not isinstance(trials, int) or trials < 1:
+        raise ConfigError(f"--trials must be a positive number, got {trials!r}")
     import_optuna()
     space = load_space(space_path)
     check_against_config(space, config_path, overrides)
@@ -168,11 +170,9 @@ def run_tune(config_path: str | Path, space_path: str | Path, trials: int, out: 
     space, a key, the pruner or the database is wrong."""
     say = say or (lambda line: print(line, flush=True))
     overrides = list(overrides)
-    if not isinstance(trials, int) or trials < 1:
-        raise ConfigError(f"--trials must be a positive number, got {trials!r}")
     if parallel < 1:
         raise ConfigError(f"--parallel must be at least 1, got {parallel}")
-    space, epochs = prepare_search(config_path, space_path, overrides, pruner)
+    space, epochs = prepare_search(config_path, space_path, overrides, pruner, trials)
     if worker:  # a helper: its parent put its GPU or its thread share in the environment
         envs = [{k: os.environ[k] for k in ("LOWRES_THREADS",) if k in os.environ}]
     else:
