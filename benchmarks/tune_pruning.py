@@ -59,6 +59,7 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--per-class", type=int, default=50,
                     help="images per class (default 50: 400 train / 100 val; 0 = all 500)")
+    ap.add_argument("--grace-epochs", type=int, help="the search's first rung (lowres tune's default: 1)")
     args = ap.parse_args()
     data = ensure_tiny40(args.data)
     work = Path(args.work)
@@ -73,6 +74,8 @@ def main() -> int:
     lowres = [sys.executable, "-m", "lowres"]
     search_cmd = [*lowres, "tune", str(cfg), "--space", str(space), "--trials", str(args.trials),
                   "--out", str(work / "search"), "--pruner", "asha", "--seed", "0"]
+    if args.grace_epochs:
+        search_cmd += ["--grace-epochs", str(args.grace_epochs)]
     grid_cmd = [*lowres, "sweep", str(cfg), "--out", str(work / "grid"),
                 "--grid", "stages.0.optimizer.lr=" + ",".join(map(str, GRID_LRS)),
                 "--grid", "model.dropout=" + ",".join(map(str, GRID_DROPOUTS))]

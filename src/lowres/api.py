@@ -243,7 +243,8 @@ def evaluate(run: RunLike, data: str | Path | None = None, tta: str = "none",
 def tune(config: str | Path, space: str | Path, trials: int, *overrides: str,
          out: str | Path = "sweeps/search", storage: str | None = None,
          study_name: str | None = None, pruner: str = "asha", parallel: int = 1,
-         per_gpu: int = 1, seed: int | None = None, ray: str | bool | None = None):
+         per_gpu: int = 1, seed: int | None = None, ray: str | bool | None = None,
+         grace_epochs: int | None = None):
     """Run (or resume, or join) an Optuna search; see `lowres tune --help`. `ray`: True (the
     local Ray cluster, or a new one) or a cluster's ADDRESS runs the trials with Ray Tune.
     Returns a `lowres.tune.TuneResult`: .trials (rows; .dataframe() for pandas), .best,
@@ -254,12 +255,13 @@ def tune(config: str | Path, space: str | Path, trials: int, *overrides: str,
         check_ray_args(parallel)
         return run_tune_on_ray(None if ray is True else ray, config, space, trials, out,
                                list(overrides), storage=storage, study_name=study_name,
-                               pruner=pruner, per_gpu=per_gpu, seed=seed)
+                               pruner=pruner, per_gpu=per_gpu, seed=seed,
+                               grace_epochs=grace_epochs)
     from lowres.tune import run_tune
 
     return run_tune(config, space, trials, out, list(overrides), storage=storage,
                     study_name=study_name, pruner=pruner, parallel=parallel, per_gpu=per_gpu,
-                    seed=seed)
+                    seed=seed, grace_epochs=grace_epochs)
 
 
 def models(size: int = 40, num_classes: int = 200, timm: str | None = None):

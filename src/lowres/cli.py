@@ -189,12 +189,13 @@ def _cmd_tune(args) -> int:
         check_ray_args(args.parallel)
         result = run_tune_on_ray(args.ray or None, args.config, args.space, args.trials, args.out,
                                  args.overrides, storage=args.storage, study_name=args.study_name,
-                                 pruner=args.pruner, per_gpu=args.per_gpu, seed=args.seed)
+                                 pruner=args.pruner, per_gpu=args.per_gpu, seed=args.seed,
+                                 grace_epochs=args.grace_epochs)
     else:
         result = run_tune(args.config, args.space, args.trials, args.out, args.overrides,
                           storage=args.storage, study_name=args.study_name, pruner=args.pruner,
                           parallel=args.parallel, per_gpu=args.per_gpu, seed=args.seed,
-                          worker=args.worker)
+                          grace_epochs=args.grace_epochs, worker=args.worker)
     if result.stopped:
         print("lowres: search stopped; rerun the same command to resume its trials",
               file=sys.stderr)
@@ -370,6 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--study-name", help="study name in the database (default: OUT's name)")
     p.add_argument("--pruner", choices=["asha", "hyperband", "none"], default="asha",
                    help="early stopping by each epoch's val accuracy (default: asha)")
+    p.add_argument("--grace-epochs", type=int, metavar="N",
+                   help="epochs every trial trains before the pruner may stop it; its rungs are "
+                        "then at N, 3N, 9N... (default 1)")
     p.add_argument("--parallel", type=int, default=1,
                    help="worker processes on this machine sharing the study, each on its own "
                         "GPU where there are GPUs (default 1)")

@@ -83,6 +83,6 @@ def test_the_helper_processes_start_with_their_environment(monkeypatch, tmp_path
 
     monkeypatch.setattr(search.subprocess, "Popen", FakePopen)
     envs = [{"CUDA_VISIBLE_DEVICES": "1"}, {"CUDA_VISIBLE_DEVICES": "2"}]
-    search._start_helpers(envs, "c.yaml", "s.yaml", 4, tmp_path, [], None, "x", "asha")
+    search._start_helpers(envs, "c.yaml", "s.yaml", 4, tmp_path, [], None, "x", "asha", 2)
     assert [env["CUDA_VISIBLE_DEVICES"] for _, env in started] == ["1", "2"]
-    assert all("--worker" in cmd for cmd, _ in started)
+    assert all("--worker" in cmd and cmd[cmd.index("--grace-epochs") + 1] == "2" for cmd, _ in started)

@@ -89,7 +89,7 @@ def test_pruner_stops_trials_and_they_show_as_pruned(tmp_path, search_inputs, mo
     cfg, space = search_inputs
     out = tmp_path / "search"
     # A pruner that stops every trial after its first epoch, from the second trial on.
-    monkeypatch.setattr("lowres.tune.search.make_pruner", lambda name, epochs: _AfterOne())
+    monkeypatch.setattr("lowres.tune.search.make_pruner", lambda name, epochs, grace: _AfterOne())
     result = run_tune(cfg, space, 3, out, say=lambda line: None)
     states = [(r["name"], r["state"], r["epochs"]) for r in result.trials]
     assert states == [("trial000", "finished", 3), ("trial001", "pruned", 1),
@@ -165,3 +165,18 @@ def test_a_watched_search_shows_a_live_bar_with_counts_and_epochs(tmp_path, sear
     assert "trial000 epoch 2/3 val " in err  # this worker's trial, epoch by epoch
     assert "done 1, running 0, pruned 0 | best " in err  # the counts and the best so far
     assert "2/2" in err
+
+
+def test_the_first_rung_comes_after_the_grace_epochs(tmp_path, tiny_data):
+    from lowres.errors import ConfigError
+    from lowres.tune.search import epochs_and_grace
+    from lowres.tune.study import make_pruner
+
+    cfg = write_config(tmp_path / "a.yaml", tiny_data, stages=[{"epochs": 6}])
+    assert epochs_and_grace(cfg, []) == (6, 1)
+    assert epochs_and_grace(cfg, [], grace_epochs=2) == (6, 2)
+    assert epochs_and_grace(cfg, [], grace_epochs=10) == (6, 6)  # never past the last epoch
+    with pytest.raises(ConfigError, match="--grace-epochs 0"):
+        epochs_and_grace(cfg, [], grace_epochs=0)
+    assert make_pruner("asha", 6, 3)._min_resource == 3
+    assert make_pruner("hyperband", 6, 2)._min_resource == 2

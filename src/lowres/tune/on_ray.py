@@ -45,14 +45,15 @@ def run_tune_on_ray(address: str | None, config_path: str | Path, space_path: st
                     trials: int, out: str | Path, overrides: list[str] = (),
                     storage: str | None = None, study_name: str | None = None,
                     pruner: str = "asha", per_gpu: int = 1, seed: int | None = None,
-                    say: Callable[[str], None] | None = None) -> TuneResult:
+                    grace_epochs: int | None = None, say: Callable[[str], None] | None = None) -> TuneResult:
     """Run (or resume) a search on Ray Tune until the study holds `trials` trials; one
     LowresError/ConfigError line before anything starts when the input is wrong."""
     say = say or (lambda line: print(line, flush=True))
     overrides = list(overrides)
     if per_gpu < 1:
         raise ConfigError(f"--per-gpu {per_gpu}: give 1 or more trials per GPU")
-    space, epochs = prepare_search(config_path, space_path, overrides, pruner, trials)
+    space, epochs, grace = prepare_search(config_path, space_path, overrides, pruner, trials,
+                                          grace_epochs)
     _require_validation(config_path, overrides)
     try:
         from ray import tune
@@ -96,7 +97,8 @@ def run_tune_on_ray(address: str | None, config_path: str | Path, space_path: st
             max_concurrent=max(1, slots))  # TPE learns from finished trials: ask as slots free
         tuner = tune.Tuner(
             trainable,
-            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=_scheduler(pruner, epochs),
+            tune_config=tune.TuneConfig(search_alg=searcher,
+                                        scheduler=_scheduler(pruner, epochs, grace),
                                         num_samples=trials - held, metric=METRIC, mode="max"),
             run_config=tune.RunConfig(name=f"{study_name}-from{held:03d}",
                                       storage_path=str(out / "ray"),
@@ -158,14 +160,15 @@ def _require_validation(config_path, overrides: list[str]) -> None:
                           "by; set data.val_fraction (e.g. 0.1) or data.val_dir")
 
 
-def _scheduler(pruner: str, epochs: int):
-    """Ray's counterpart of each --pruner: rungs at 1, 3, 9... epochs, as in study.make_pruner."""
+def _scheduler(pruner: str, epochs: int, grace: int):
+    """Ray's counterpart of each --pruner: rungs at grace x 1, 3, 9... epochs, as in
+    study.make_pruner."""
     from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler
 
     if pruner == "none":
         return FIFOScheduler()
     brackets = 3 if pruner == "hyperband" else 1  # ASHA is the one-bracket case
-    return AsyncHyperBandScheduler(time_attr="epoch", max_t=max(1, epochs), grace_period=1,
+    return AsyncHyperBandScheduler(time_attr="epoch", max_t=max(1, epochs), grace_period=grace,
                                    reduction_factor=3, brackets=brackets)
 
 

@@ -60,25 +60,35 @@ def _default_train(config_path, overrides, run_dir, resume, on_epoch_end, out):
     return train(config_path, overrides, run_dir=run_dir, on_epoch_end=on_epoch_end, out=out)
 
 
-def max_epochs(config_path: str | Path, overrides: list[str]) -> int:
+def epochs_and_grace(config_path: str | Path, overrides: list[str],
+                     grace_epochs: int | None = None) -> tuple[int, int]:
+    """A trial's planned epochs, and the epochs it trains before the pruner may stop it
+    (`grace_epochs`, default 1; a later first rung cost 1.4x the epochs for the same best
+    on tiny40: benchmarks/RESULTS.md)."""
     from lowres import config as config_mod
 
     cfg = config_mod.load(config_path, list(overrides))
-    return sum(s.epochs for s in cfg.stages)
+    epochs = sum(s.epochs for s in cfg.stages)
+    grace = 1 if grace_epochs is None else grace_epochs
+    if grace < 1:
+        raise ConfigError(f"--grace-epochs {grace}: give 1 or more epochs")
+    return epochs, min(grace, max(1, epochs))
 
 
 def prepare_search(config_path: str | Path, space_path: str | Path, overrides: list[str],
-                   pruner: str, trials: int) -> tuple[Space, int]:
+                   pruner: str, trials: int,
+                   grace_epochs: int | None = None) -> tuple[Space, int, int]:
     """Everything checked before a study or a folder exists: the trial count, Optuna, the
-    space, its keys against the config, the pruner's name."""
+    space, its keys against the config, the pruner's name. Returns the space, a trial's
+    planned epochs and its grace epochs (see epochs_and_grace)."""
     if not isinstance(trials, int) or trials < 1:
         raise ConfigError(f"--trials must be a positive number, got {trials!r}")
     import_optuna()
     space = load_space(space_path)
     check_against_config(space, config_path, overrides)
-    epochs = max_epochs(config_path, overrides)
-    make_pruner(pruner, epochs)  # an unknown name fails here
-    return space, epochs
+    epochs, grace = epochs_and_grace(config_path, overrides, grace_epochs)
+    make_pruner(pruner, epochs, grace)  # an unknown name fails here
+    return space, epochs, grace
 
 
 def sample(trial, space: Space) -> dict[str, Any]:
@@ -163,8 +173,8 @@ def _claim(run_dir: Path) -> bool:
 def run_tune(config_path: str | Path, space_path: str | Path, trials: int, out: str | Path,
              overrides: list[str] = (), storage: str | None = None, study_name: str | None = None,
              pruner: str = "asha", parallel: int = 1, per_gpu: int = 1, seed: int | None = None,
-             train_fn: TrainFn | None = None, say: Callable[[str], None] | None = None,
-             worker: bool = False) -> TuneResult:
+             grace_epochs: int | None = None, train_fn: TrainFn | None = None,
+             say: Callable[[str], None] | None = None, worker: bool = False) -> TuneResult:
     """Run (or join, or resume) a search until its study holds `trials` trials; see the module
     docstring. Raises ConfigError/LowresError (one line) before anything is created when the
     space, a key, the pruner or the database is wrong."""
@@ -172,7 +182,8 @@ def run_tune(config_path: str | Path, space_path: str | Path, trials: int, out: 
     overrides = list(overrides)
     if parallel < 1:
         raise ConfigError(f"--parallel must be at least 1, got {parallel}")
-    space, epochs = prepare_search(config_path, space_path, overrides, pruner, trials)
+    space, epochs, grace = prepare_search(config_path, space_path, overrides, pruner, trials,
+                                          grace_epochs)
     if worker:  # a helper: its parent put its GPU or its thread share in the environment
         envs = [{k: os.environ[k] for k in ("LOWRES_THREADS",) if k in os.environ}]
     else:
@@ -183,12 +194,12 @@ def run_tune(config_path: str | Path, space_path: str | Path, trials: int, out: 
     if storage is None:
         out.mkdir(parents=True, exist_ok=True)
     where = str(out / "study.db") if storage is None else url
-    study = open_study(url, study_name, space, make_pruner(pruner, epochs), seed, where)
+    study = open_study(url, study_name, space, make_pruner(pruner, epochs, grace), seed, where)
     out.mkdir(parents=True, exist_ok=True)
     write_search_json(out, study_name, url, space, config_path, overrides, trials, pruner)
     train_fn = train_fn or _default_train
     helpers = _start_helpers(envs[1:], config_path, space_path, trials, out, overrides,
-                             storage, study_name, pruner)
+                             storage, study_name, pruner, grace)
     machine = [f"train.threads={envs[0]['LOWRES_THREADS']}"] if "LOWRES_THREADS" in envs[0] else []
     stopped = False
     watch = SearchBar(study, trials, epochs, say) if not worker else None
@@ -241,10 +252,10 @@ def worker_envs(parallel: int, per_gpu: int, overrides: list[str]) -> list[dict[
 
 
 def _start_helpers(envs: list[dict[str, str]], config_path, space_path, trials, out, overrides,
-                   storage, study_name, pruner) -> list[subprocess.Popen]:
+                   storage, study_name, pruner, grace: int) -> list[subprocess.Popen]:
     cmd = [sys.executable, "-m", "lowres", "tune", str(config_path), "--space", str(space_path),
            "--trials", str(trials), "--out", str(out), "--study-name", study_name,
-           "--pruner", pruner, "--worker", *overrides]
+           "--pruner", pruner, "--grace-epochs", str(grace), "--worker", *overrides]
     if storage:
         cmd += ["--storage", storage]
     procs = []

@@ -85,12 +85,14 @@ def _sqlite_file_lock(url: str):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def make_pruner(name: str, max_epochs: int):
+def make_pruner(name: str, max_epochs: int, grace: int = 1):
+    """The pruner of --pruner NAME; its first rung after `grace` epochs."""
     optuna = import_optuna()
-    if name == "asha":  # asynchronous successive halving: rungs at 1, 3, 9... epochs
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    if name == "asha":  # asynchronous successive halving: rungs at grace x 1, 3, 9... epochs
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=grace, reduction_factor=3)
     if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(1, max_epochs),
+        return optuna.pruners.HyperbandPruner(min_resource=grace,
+                                              max_resource=max(grace, max_epochs),
                                               reduction_factor=3)
     if name == "none":
         return optuna.pruners.NopPruner()
