@@ -222,7 +222,7 @@ def run_tune(config_path: str | Path, space_path: str | Path, trials: int, out: 
 
 
 def write_search_json(out: Path, study_name: str, url: str, space: Space, config_path,
-                       overrides: list[str], trials: int, pruner: str) -> None:
+                      overrides: list[str], trials: int, pruner: str) -> None:
     """OUT/search.json marks a search folder (`lowres runs` shows each trial's values) and
     says what it searches; the database password is left out."""
     from sqlalchemy.engine import make_url

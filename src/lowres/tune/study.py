@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from lowres.errors import ConfigError, LowresError
+from lowres.tune.space import Space
 
 try:
     import fcntl
 except ImportError:  # Windows: no file locks here; the retry in open_storage still covers it
     fcntl = None
-from lowres.tune.space import Space
 
 PRUNERS = ("asha", "hyperband", "none")
 SPACE_ATTR = "lowres_space"  # the study's user attribute holding the space it was made with
