@@ -192,9 +192,10 @@ def _prune_aware_search():
     from ray.tune.search.optuna import OptunaSearch
 
     class PruneAwareSearch(OptunaSearch):
-        """OptunaSearch, except that a trial the scheduler stopped before its last epoch is
-        told to the study as PRUNED: Ray's own tells it COMPLETE with its last value, and a
-        pruned trial must not become the best nor feed TPE as a finished one."""
+        """OptunaSearch, except that a trial that ended without its run's finished report
+        (the scheduler stopped it) is told to the study as PRUNED: Ray's own tells it
+        COMPLETE with its last value, and a pruned trial must not become the best nor feed
+        TPE as a finished one."""
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None,
                               error: bool = False):
