@@ -12,11 +12,18 @@ from run_configs import write_config
 optuna = pytest.importorskip("optuna")
 
 
-def test_two_processes_share_one_sqlite_study(tmp_path, tiny_data):
+@pytest.fixture
+def one_epoch_search(tmp_path, tiny_data):
+    """A base config of one short epoch and a one-key space: (config, space)."""
     cfg = write_config(tmp_path / "c.yaml", tiny_data, data={"per_class": 8},
                        stages=[{"epochs": 1, "scheduler": {"name": "constant"}}])
     space = tmp_path / "space.yaml"
     space.write_text("model.dropout: {low: 0.0, high: 0.5}\n")
+    return cfg, space
+
+
+def test_two_processes_share_one_sqlite_study(tmp_path, one_epoch_search):
+    cfg, space = one_epoch_search
     out = tmp_path / "search"
     out.mkdir()  # both processes open the same study.db
     cmd = [sys.executable, "-m", "lowres", "tune", str(cfg), "--space", str(space),
@@ -37,13 +44,10 @@ def test_two_processes_share_one_sqlite_study(tmp_path, tiny_data):
     assert len(ended) == 4  # each trial trained by one process only
 
 
-def test_parallel_starts_workers_that_share_the_study(tmp_path, tiny_data):
+def test_parallel_starts_workers_that_share_the_study(tmp_path, one_epoch_search):
     from lowres.tune import run_tune
 
-    cfg = write_config(tmp_path / "c.yaml", tiny_data, data={"per_class": 8},
-                       stages=[{"epochs": 1, "scheduler": {"name": "constant"}}])
-    space = tmp_path / "space.yaml"
-    space.write_text("model.dropout: {low: 0.0, high: 0.5}\n")
+    cfg, space = one_epoch_search
     out = tmp_path / "search"
     result = run_tune(cfg, space, 3, out, pruner="none", parallel=2, say=lambda line: None)
     assert sorted(r["name"] for r in result.trials) == ["trial000", "trial001", "trial002"]

@@ -19,10 +19,12 @@ class SearchBar:
         """After each epoch of this worker's trial: where it is, and the search's state."""
         if not self.watched:
             return
+        from lowres.tune.search import counts
+
         val = row.get("val_acc")
         here = f"{name} epoch {int(row['epoch'])}/{self.max_epochs}"
         here += f" val {val:.3f}" if val is not None else ""
-        self.bar.set_postfix_str(f"{here} | {self._summary()}")
+        self.bar.set_postfix_str(f"{here} | {self._summary(counts(self.study))}")
 
     def ended(self, line: str) -> None:
         """A trial ended (here or in another worker): its line, and the bar moved on."""
@@ -31,15 +33,15 @@ class SearchBar:
 
             c = counts(self.study)
             self.bar.update(c["done"] + c["pruned"] + c["failed"] - self.bar.n)
-            self.bar.set_postfix_str(self._summary())
+            self.bar.set_postfix_str(self._summary(c))
             self.bar.write(line)
         else:
             self._say(line)
 
-    def _summary(self) -> str:
-        from lowres.tune.search import counts, trial_name
+    def _summary(self, c: dict[str, int]) -> str:
+        """The search's counts `c` (search.counts) and its best trial so far."""
+        from lowres.tune.search import trial_name
 
-        c = counts(self.study)
         try:
             best = self.study.best_trial
             text = f"best {best.value:.3f} ({trial_name(best.number)})"
