@@ -121,6 +121,8 @@ class TrainedRun:
 
 
 def load_run(run_dir: str | Path) -> TrainedRun:
+    """A run directory, running or not and of any age, as a `TrainedRun`: its metrics,
+    events, config, status, best epoch, model and plots."""
     return TrainedRun(run_dir)
 
 
