@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from lowres import config as config_mod  # noqa: E402
-from lowres.track.runlog import read_metrics  # noqa: E402
-from lowres.train import checkpoint  # noqa: E402
+from lowres.run.log import read_metrics  # noqa: E402
+from lowres.run import checkpoint  # noqa: E402
 from lowres.train.loop import train  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "datasets" / "tiny40"

@@ -260,7 +260,7 @@ def workflow_fp16(out: Path) -> dict:
 def seed_stage1(out: Path, seconds: float) -> dict:
     """The seed's stage 1 on the carried tiny40 subset, for a fixed wall time."""
     from lowres import config as config_mod
-    from lowres.track.runlog import read_metrics
+    from lowres.run.log import read_metrics
     from lowres.train.loop import train
     import yaml
 

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from epoch import ensure_tiny40  # noqa: E402
 
-from lowres.track.runs import list_runs  # noqa: E402
+from lowres.run.listing import list_runs  # noqa: E402
 
 GRID_LRS = [0.02, 0.05, 0.1, 0.2]
 GRID_DROPOUTS = [0.0, 0.2, 0.4]

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from lowres.augment import build_pipeline
-from lowres.augment_preview import save_preview_grid
+from lowres.cli.augment_preview import save_preview_grid
 from lowres.config import SEED_STAGE2_AUGMENT
 
 

@@ -1,7 +1,7 @@
 """What predict/evaluate say about the checkpoint they use."""
 from pathlib import Path
 
-from lowres.checkpoint_note import describe
+from lowres.predict.checkpoint_note import describe
 
 BEST = {"kind": "best", "position": {"epoch": 11}, "weights": "raw",
         "config": {"train": {"checkpoint_window": 3}},

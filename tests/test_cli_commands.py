@@ -4,7 +4,7 @@ import json
 import pytest
 
 from lowres.cli import main
-from lowres.track.runlog import read_events, read_status
+from lowres.run.log import read_events, read_status
 from lowres.train import loop
 from run_configs import write_config
 
@@ -71,8 +71,8 @@ def test_runs_and_compare(tiny_data, tmp_path, capsys):
     md = (out / "comparison.md").read_text()
     assert "model.dropout" in md and (out / "report.html").exists()
     # Same seed and data: the same val split, so the runs are paired image by image.
-    from lowres.intervals import paired_test
-    from lowres.track.outcomes import read_val_outcomes
+    from lowres.basics.intervals import paired_test
+    from lowres.run.outcomes import read_val_outcomes
 
     a, b = (read_val_outcomes(tmp_path / "runs" / n) for n in ("a", "b"))
     assert a.split == b.split and a.images == b.images > 0

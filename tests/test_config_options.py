@@ -6,7 +6,7 @@ from torch import nn
 from lowres import config
 from lowres.cli import main
 from lowres.config import Config, StageConfig, to_dict
-from lowres.config_options import option_lines, option_rows
+from lowres.cli.options import option_lines, option_rows
 from lowres.errors import ConfigError
 from lowres.models import zoo
 from lowres.train.optim import OPTIMIZERS

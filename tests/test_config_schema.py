@@ -5,8 +5,8 @@ from typing import Annotated, Literal
 
 import pytest
 
-from lowres.checks import integer, number, one_of
-from lowres.config_tree import checked, from_dict, keys
+from lowres.basics.checks import integer, number, one_of
+from lowres.config.tree import checked, from_dict, keys
 from lowres.errors import ConfigError
 
 

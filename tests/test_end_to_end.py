@@ -8,9 +8,9 @@ import torch
 
 from run_configs import write_config
 from lowres.cli import main
-from lowres.train import checkpoint
+from lowres.run import checkpoint
 from lowres.train.loop import train
-from lowres.track.runlog import read_events, read_metrics, read_status
+from lowres.run.log import read_events, read_metrics, read_status
 
 TIMING = {"images_per_s", "seconds", "elapsed"}
 
@@ -155,7 +155,7 @@ def test_class_folder_predictions_use_folder_names(tmp_path):
 
 
 def test_demo_runs_end_to_end(tmp_path, capsys):
-    from lowres.demo import run_demo
+    from lowres.cli.demo import run_demo
 
     result = run_demo(tmp_path / "demo", quick=True)
     assert result["submission"].exists() and 0 <= result["test_accuracy"] <= 1

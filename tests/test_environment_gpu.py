@@ -3,7 +3,7 @@ from types import SimpleNamespace
 
 import torch
 
-from lowres.environment import environment
+from lowres.run.environment import environment
 
 
 def test_env_names_the_gpu_its_capability_and_memory(monkeypatch):

@@ -10,7 +10,7 @@ from run_configs import write_config
 from lowres.cli import main
 from lowres.data.cache import cached_images
 from lowres.data.read import read_dataset
-from lowres.inference import load_probability_model
+from lowres.predict.inference import load_probability_model
 from lowres.train.loop import train
 
 

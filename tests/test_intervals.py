@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from lowres.intervals import (accuracy_interval, half_width_points, mcnemar_exact, mean_interval,
+from lowres.basics.intervals import (accuracy_interval, half_width_points, mcnemar_exact, mean_interval,
                               split_precision_line, wilson_interval)
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from read_only_mount import read_only_view
 from lowres.cli import main
-from lowres.track.runlog import read_events, read_metrics
+from lowres.run.log import read_events, read_metrics
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 SMALL = ["model.name=resnet8", "model.stem=k3", "train.batch_size=16", "train.device=cpu",
@@ -127,7 +127,7 @@ def test_the_colab_section_trains_across_sessions_on_drive_and_submits(tiny_data
                                             ("colab", 2)])
 def test_each_readme_command_is_a_real_command(platform, block):
     """Every `lowres` line of the section parses with the real CLI (no typo survives)."""
-    from lowres.cli import build_parser
+    from lowres.cli.main import build_parser
 
     for line in readme_blocks(platform)[block]:
         words = shlex.split(line)

@@ -11,9 +11,9 @@ import pytest
 from run_configs import write_config
 from lowres.cli import main
 from lowres.errors import ConfigError
-from lowres.sweep_parallel import slots
-from lowres.track.rundata import run_state
-from lowres.track.runlog import read_metrics
+from lowres.sweep.parallel import slots
+from lowres.run.read import run_state
+from lowres.run.log import read_metrics
 
 TIMING = {"images_per_s", "seconds", "elapsed"}
 

@@ -16,8 +16,8 @@ ray = pytest.importorskip("ray")
 from ray_cluster import free_port  # noqa: E402
 from run_configs import write_config  # noqa: E402
 from lowres.cli import main  # noqa: E402
-from lowres.track.rundata import run_state  # noqa: E402
-from lowres.track.runlog import read_events, read_metrics  # noqa: E402
+from lowres.run.read import run_state  # noqa: E402
+from lowres.run.log import read_events, read_metrics  # noqa: E402
 
 TIMING = {"images_per_s", "seconds", "elapsed"}
 

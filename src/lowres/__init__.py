@@ -11,8 +11,9 @@ import types
 
 from lowres import api
 from lowres.errors import ConfigError, DataError, LowresError
+from lowres.run.environment import lowres_version
 
-__version__ = "0.1.0"
+__version__ = lowres_version()
 
 
 class _ApiEntry:

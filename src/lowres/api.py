@@ -49,7 +49,7 @@ class TrainedRun:
         return f"TrainedRun('{self.dir}', {self.state}{acc})"
 
     def _data(self):
-        from lowres.track.rundata import load_run as read_run_dir
+        from lowres.run.read import load_run as read_run_dir
 
         return read_run_dir(self.dir)
 
@@ -62,7 +62,7 @@ class TrainedRun:
 
     @property
     def events(self) -> list[dict[str, Any]]:
-        from lowres.track.runlog import read_events
+        from lowres.run.log import read_events
 
         return read_events(self.dir)
 
@@ -72,7 +72,7 @@ class TrainedRun:
 
     @property
     def status(self) -> dict[str, Any]:
-        from lowres.track.runlog import read_status
+        from lowres.run.log import read_status
 
         return read_status(self.dir)
 
@@ -89,14 +89,14 @@ class TrainedRun:
     def model(self, checkpoint: str = "best"):
         """The trained network, eval mode on the CPU, ready for inference: uint8 images
         [N, C, H, W] in, class probabilities out (normalisation inside); `.class_names`."""
-        from lowres.inference import load_probability_model
+        from lowres.predict.inference import load_probability_model
 
         return load_probability_model(self.dir, checkpoint)[0]
 
     def plot(self):
         """Loss, accuracy and learning-rate curves in one matplotlib Figure; shown inline in
         Jupyter."""
-        from lowres.progress import in_notebook
+        from lowres.basics.progress import in_notebook
         from lowres.track.plots import curves_figure
 
         fig = curves_figure(self._data())
@@ -133,7 +133,7 @@ def _run_dir(run) -> Path:
 def _duration(value: float | str | None) -> float | None:
     if value is None or isinstance(value, (int, float)):
         return value
-    from lowres.durations import parse_duration
+    from lowres.basics.durations import parse_duration
 
     return parse_duration(value)
 
@@ -189,7 +189,7 @@ def _on_devices(devices: int, config, overrides, **kwargs):
     """launch.train_on_devices, answered as loop.train answers (a RunResult-like object)."""
     from types import SimpleNamespace
 
-    from lowres.launch import train_on_devices
+    from lowres.train.launch import train_on_devices
 
     state, run_dir = train_on_devices(devices, config, overrides, **kwargs)
     if state is None:
@@ -220,7 +220,7 @@ def predict(runs: RunLike | Iterable[RunLike], data: str | Path, tta: str = "non
     """`lowres predict RUN ... --data DATA`: the submission (Id, Category) as a pandas
     DataFrame, in file-name order; also written as CSV when `out` is given. Several runs
     form an ensemble."""
-    from lowres.predict import submission_rows, write_submission
+    from lowres.predict.predictions import submission_rows, write_submission
 
     pd = _pandas()
     if isinstance(runs, (str, Path, TrainedRun)):
@@ -237,7 +237,7 @@ def evaluate(run: RunLike, data: str | Path | None = None, tta: str = "none",
              checkpoint: str = "best", device: str = "auto", out_dir: str | Path | None = None) -> dict:
     """`lowres evaluate RUN [--data DIR]`: accuracy, per-class accuracy, confusion matrix
     (written to RUN/evaluation/); returns the evaluation as a dict."""
-    from lowres.predict import evaluate as evaluate_run
+    from lowres.predict.predictions import evaluate as evaluate_run
 
     return evaluate_run(_run_dir(run), data, which=checkpoint, tta=tta, device=device, out_dir=out_dir)
 

@@ -12,7 +12,7 @@ import torch
 
 from lowres.augment import OPS, auto_ops, build_pipeline, sampling, validate_spec
 from lowres.augment.base import Op, apply_masked, combine, forced_masking
-from lowres.checks import Param, probability
+from lowres.basics.checks import Param, probability
 from lowres.augment.pipeline import to_float
 from lowres.errors import ConfigError
 

@@ -27,8 +27,8 @@ def _die() -> None:
 def install(moment: str, n: int) -> None:
     import torch
 
-    from lowres import disk
-    from lowres.train import checkpoint
+    from lowres.basics import disk
+    from lowres.run import checkpoint
     from lowres.train.engine import Engine
 
     count = [0]
@@ -90,7 +90,7 @@ def install(moment: str, n: int) -> None:
                 half_then_die(path.with_name(f".{path.name}.tmp{os.getpid()}"), text)
             return real_replace_text(path, text, *args, **kwargs)
         disk.append_text, disk.replace_text = append_text, replace_text
-        import lowres.track.runlog as runlog
+        import lowres.run.log as runlog
         runlog.append_text, runlog.replace_text = append_text, replace_text
     elif moment != "none":
         raise SystemExit(f"unknown moment {moment}")

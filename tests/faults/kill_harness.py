@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from lowres.track.runlog import read_metrics, read_status
-from lowres.train import checkpoint
+from lowres.run.log import read_metrics, read_status
+from lowres.run import checkpoint
 
 DRIVER = Path(__file__).with_name("kill_driver.py")
 TIMING = {"images_per_s", "seconds", "elapsed"}

@@ -11,8 +11,8 @@ import torch
 from run_configs import write_config, error_lines
 from lowres.cli import main
 from lowres.errors import LowresError
-from lowres.track.runlog import read_events, read_metrics
-from lowres.train import checkpoint
+from lowres.run.log import read_events, read_metrics
+from lowres.run import checkpoint
 from lowres.train.loop import train
 
 

@@ -8,9 +8,9 @@ from run_configs import write_config, error_lines
 from lowres.cli import main
 from lowres.data.cache import cached_images
 from lowres.data.read import read_dataset
-from lowres.track.rundata import run_state
-from lowres.track.runlog import read_events, read_metrics, read_status
-from lowres.train import checkpoint
+from lowres.run.read import run_state
+from lowres.run.log import read_events, read_metrics, read_status
+from lowres.run import checkpoint
 
 
 def _stopped_on_a_full_disk(capsys, run, path_part):

@@ -14,8 +14,8 @@ import pytest
 
 from kill_harness import differences, draw, kill_config, killed_run, run_cli
 from run_configs import write_config
-from lowres.track.rundata import run_state
-from lowres.track.runlog import read_events
+from lowres.run.read import run_state
+from lowres.run.log import read_events
 
 KILLS_PER_TEST_RUN = 3
 

@@ -10,8 +10,9 @@ from run_configs import write_config, error_lines
 from lowres.cli import main
 from lowres.config import load
 from lowres.data.prepare import prepare
-from lowres.track.runlog import read_metrics, read_status
-from lowres.train import checkpoint, distributed
+from lowres.run.log import read_metrics, read_status
+from lowres.run import checkpoint
+from lowres.train import distributed
 from lowres.train import engine as engine_mod
 from lowres.train.device import resolve
 from lowres.train.loop import train
@@ -111,7 +112,7 @@ def test_a_skipped_step_leaves_weights_statistics_and_optimizer_state_as_they_we
 
 def test_skip_step_mode_never_waits_for_the_device(tiny_data, tmp_path, monkeypatch):
     """The undo of a bad step is torch.where over every tensor: no host read."""
-    from lowres.train.sync_check import SyncDetector
+    from sync_detector import SyncDetector
 
     cfg = load(write_config(tmp_path / "c.yaml", tiny_data, stages=[{"epochs": 1, "augment": []}],
                             train={"on_nan": "skip_step", "ema": 0.9}))

@@ -10,12 +10,12 @@ import sys
 
 from run_configs import write_config, error_lines
 from lowres.cli import main
-from lowres.run_lock import RunLock, held_by_other
-from lowres.track.rundata import run_state
-from lowres.track.runlog import read_metrics
+from lowres.run.lock import RunLock, held_by_other
+from lowres.run.read import run_state
+from lowres.run.log import read_metrics
 from lowres.train.loop import train
 
-HOLD_AND_DIE = ("import os, signal, sys; from lowres.run_lock import RunLock; "
+HOLD_AND_DIE = ("import os, signal, sys; from lowres.run.lock import RunLock; "
                 "RunLock(sys.argv[1]).acquire(); print(os.getpid(), flush=True); "
                 "os.kill(os.getpid(), signal.SIGKILL)")
 
@@ -89,7 +89,7 @@ def test_a_sweep_skips_a_point_another_process_is_training(tmp_path, capsys):
     _sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "track"))
     from track_fakes import BASE_CONFIG, make_run
 
-    from lowres.sweep import run_sweep
+    from lowres.sweep.points import run_sweep
 
     base = tmp_path / "base.yaml"
     base.write_text(yaml.safe_dump(BASE_CONFIG, sort_keys=False))

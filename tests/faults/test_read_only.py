@@ -14,9 +14,9 @@ from run_configs import error_lines, write_config
 from lowres import api
 from lowres.errors import LowresError
 from lowres.cli import main
-from lowres.train import checkpoint
+from lowres.run import checkpoint
 from lowres.train.loop import train
-from lowres.track.runlog import read_events, read_metrics, read_status
+from lowres.run.log import read_events, read_metrics, read_status
 
 TIMING = {"images_per_s", "seconds", "elapsed"}
 STAGES = [{"epochs": 2, "scheduler": {"name": "cosine"}, "augment": [{"op": "hflip", "p": 0.5}]},
@@ -131,7 +131,7 @@ def test_a_refused_copy_leaves_nothing_so_the_fixed_command_works(runs, tmp_path
 
 
 def test_a_run_that_another_process_trains_is_not_copied(runs, tmp_path, capsys):
-    from lowres.run_lock import RunLock
+    from lowres.run.lock import RunLock
 
     _, stopped = runs
     lock = RunLock(stopped).acquire()  # the live trainer

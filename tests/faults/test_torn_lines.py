@@ -2,9 +2,9 @@
 torn events line (no training here: the kill tests train; these pin the repairs)."""
 import csv
 
-from lowres.disk import append_text
-from lowres.track.metrics import columns
-from lowres.track.runlog import RunLog, read_events, read_metrics
+from lowres.basics.disk import append_text
+from lowres.run.metrics import columns
+from lowres.run.log import RunLog, read_events, read_metrics
 
 METRIC_COLUMNS = columns()
 

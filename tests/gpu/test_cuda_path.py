@@ -8,8 +8,8 @@ from lowres.augment import build_pipeline
 from lowres.augment.base import forced_masking
 from lowres.cli import main
 from lowres.config import DataConfig, TrainConfig
-from lowres.track.runlog import read_events, read_metrics, read_status
-from lowres.train import checkpoint
+from lowres.run.log import read_events, read_metrics, read_status
+from lowres.run import checkpoint
 from lowres.train.device import resolve
 from lowres.train.loop import train
 
@@ -23,7 +23,7 @@ STAGE2_LIKE = [{"op": "random_choice", "ops": [{"op": "hflip", "p": 0.25}, {"op"
 
 def test_the_policy_on_this_gpu_is_its_table_row_and_one_step_runs():
     from lowres.train.engine import Engine
-    from lowres.train.gpu_policy import generation
+    from lowres.train.device import generation
 
     major, minor = torch.cuda.get_device_capability()
     row = generation((major, minor))

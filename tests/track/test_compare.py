@@ -115,9 +115,9 @@ def test_group_seeds(tmp_path):
 
 
 def test_group_seeds_draw_bands_and_report_the_mean_with_its_interval(tmp_path):
-    from lowres.intervals import mean_interval
+    from lowres.basics.intervals import mean_interval
     from lowres.track.overlay import epoch_stats
-    from lowres.track.rundata import load_run
+    from lowres.run.read import load_run
 
     runs = []
     for lr in (0.1, 0.05):

@@ -1,4 +1,4 @@
-"""The walk-through of track/metrics.py: a new per-epoch metric needs one row in the table
+"""The walk-through of run/metrics.py: a new per-epoch metric needs one row in the table
 to reach metrics.csv, report.html, a plot panel and TensorBoard."""
 import dataclasses
 
@@ -6,11 +6,11 @@ import pytest
 from htmlcheck import parse
 
 import lowres.track.tensorboard as tb
-from lowres.track import metrics
+from lowres.run import metrics
 from lowres.track.plots import draw_panel, new_figure
 from lowres.track.report import write_run_report
-from lowres.track.rundata import load_run
-from lowres.track.runlog import RunLog, read_metrics
+from lowres.run.read import load_run
+from lowres.run.log import RunLog, read_metrics
 
 GRAD_NORM = metrics.Metric("grad_norm", "loss", "loss", "gradient norm",
                            {"color": "tab:brown"}, tag="grad/norm")

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from lowres.intervals import paired_test
-from lowres.track.outcomes import read_val_outcomes, record_val_outcomes
+from lowres.basics.intervals import paired_test
+from lowres.run.outcomes import read_val_outcomes, record_val_outcomes
 from lowres.track.paired import group_pairs, pooled, run_pairs
 
 

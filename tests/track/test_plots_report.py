@@ -5,8 +5,8 @@ from track_fakes import make_run
 
 from lowres.track.plots import PLOT_FILES, write_run_plots
 from lowres.track.report import write_run_report
-from lowres.track.metrics import columns
-from lowres.track.runlog import RunLog
+from lowres.run.metrics import columns
+from lowres.run.log import RunLog
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

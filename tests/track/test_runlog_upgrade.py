@@ -1,8 +1,8 @@
 """A run started before metrics.csv had interval columns stays one readable table."""
 import csv
 
-from lowres.track.metrics import columns
-from lowres.track.runlog import RunLog, read_metrics
+from lowres.run.metrics import columns
+from lowres.run.log import RunLog, read_metrics
 
 METRIC_COLUMNS = columns()
 

@@ -6,9 +6,9 @@ import time
 
 from track_fakes import make_run
 
-from lowres.track.rundata import run_state
-from lowres.track.runlog import RunLog
-from lowres.track.runs import find_run_dirs, format_runs_table, list_runs
+from lowres.run.read import run_state
+from lowres.run.log import RunLog
+from lowres.run.listing import find_run_dirs, format_runs_table, list_runs
 
 
 def dead_pid() -> int:

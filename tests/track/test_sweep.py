@@ -10,9 +10,10 @@ from track_fakes import BASE_CONFIG, make_run
 
 from lowres.config import apply_override, parse_override
 from lowres.errors import ConfigError, LowresError
-from lowres.track.rundata import run_state
-from lowres.sweep import plan_sweep, run_sweep
-from lowres.sweep_grid import parse_grid, short_keys
+from lowres.run.read import run_state
+from lowres.sweep.points import plan_sweep, run_sweep
+from lowres.config.tree import short_keys
+from lowres.sweep.grid import parse_grid
 
 GRID = ["model.dropout=0.5,0.8"]
 

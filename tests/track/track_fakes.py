@@ -8,8 +8,8 @@ from typing import Any
 
 import yaml
 
-from lowres.disk import replace_text
-from lowres.track.runlog import RunLog
+from lowres.basics.disk import replace_text
+from lowres.run.log import RunLog
 
 BASE_CONFIG: dict[str, Any] = {
     "seed": 0,

@@ -17,13 +17,13 @@ from lowres.config import DataConfig, TrainConfig, load
 from lowres.errors import ConfigError
 from lowres.data.synthetic import make_competition_dataset
 from lowres.data.prepare import prepare
-from lowres.track.runlog import read_metrics
+from lowres.run.log import read_metrics
 from lowres.train import distributed
 from lowres.train.device import resolve
 from lowres.train import engine as engine_mod
 from lowres.train.loop import train
 from lowres.train.run_state import Run
-from lowres.train.sync_check import SyncDetector, SyncError, intended_sync
+from sync_detector import SyncDetector, SyncError, intended_sync
 
 ACCELERATOR_POLICY = {"precision": "bf16", "compile": "yes", "augment_masking": "where",
                       "channels_last": "yes"}

@@ -6,8 +6,9 @@ import torch
 
 from run_configs import write_config
 from lowres.cli import main
-from lowres.track.runlog import read_events, read_metrics
-from lowres.train import checkpoint, distributed
+from lowres.run.log import read_events, read_metrics
+from lowres.run import checkpoint
+from lowres.train import distributed
 from lowres.train.engine import CONTINUE, CUT, SAVE, Engine
 from lowres.train.loop import train
 from lowres.train.step_control import StepControl, StopFlag

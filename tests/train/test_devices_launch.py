@@ -13,7 +13,7 @@ from run_configs import write_config
 from lowres import api
 from lowres.cli import main
 from lowres.errors import ConfigError, DataError
-from lowres.track.runlog import read_events, read_metrics, read_status
+from lowres.run.log import read_events, read_metrics, read_status
 from lowres.train.loop import train
 
 LOSS_RTOL = 0.03  # as tests/train/test_distributed.py: per-rank batch norm differs slightly

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from run_configs import write_config
-from lowres.track.runlog import read_events, read_metrics, read_status
+from lowres.run.log import read_events, read_metrics, read_status
 from lowres.train.loop import train
 
 # Each rank normalises its own half-batch in batch norm, so two processes are not bitwise

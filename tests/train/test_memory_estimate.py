@@ -13,7 +13,7 @@ from lowres.models import build_model
 from lowres.train.device import resolve
 from lowres.train.dry_run import estimate_memory
 from lowres.train.engine import Engine
-from lowres.train.gpu_policy import GpuInfo
+from lowres.train.device import GpuInfo
 from lowres.train.memory_estimate import USABLE, estimate
 
 SEED = Path(__file__).resolve().parents[2] / "configs" / "seed"

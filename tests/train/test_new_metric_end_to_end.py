@@ -1,14 +1,14 @@
 """ARCHITECTURE.md's "to add a per-epoch metric" walk-through, end to end: the metric is
 computed where evaluation happens (train/engine.py's `Evaluation.metrics`) and described by
-one row of track/metrics.py; a real training run then carries it to metrics.csv and
+one row of run/metrics.py; a real training run then carries it to metrics.csv and
 report.html without any other file knowing its name (tests/track/test_new_metric.py follows
 the same row into the plots and TensorBoard)."""
 import dataclasses
 
 import pytest
 
-from lowres.track import metrics
-from lowres.track.runlog import read_metrics
+from lowres.run import metrics
+from lowres.run.log import read_metrics
 from lowres.train import engine
 from lowres.train.loop import train
 from run_configs import write_config
@@ -29,7 +29,7 @@ def with_val_error(monkeypatch):
         return values
 
     monkeypatch.setattr(engine.Evaluation, "metrics", with_error)
-    monkeypatch.setattr(metrics, "METRICS", [*metrics.METRICS, VAL_ERROR])  # track/metrics.py
+    monkeypatch.setattr(metrics, "METRICS", [*metrics.METRICS, VAL_ERROR])  # run/metrics.py
 
 
 def test_a_metric_computed_in_evaluation_reaches_metrics_csv_and_the_report(

@@ -6,7 +6,7 @@ import torch
 from lowres.config import OptimizerConfig, SchedulerConfig, StageConfig, StopConfig
 from lowres.train.optim import build_optimizer, param_groups
 from lowres.train.schedules import Schedule
-from lowres.train.plan import StopRule
+from lowres.train.schedules import StopRule
 
 
 def sched(name, epochs=10, spe=10, lr=1.0, **kw):

@@ -23,8 +23,8 @@ optuna = pytest.importorskip("optuna")
 from ray_cluster import RAY_ENV  # noqa: E402
 from run_configs import write_config  # noqa: E402
 from lowres.cli import main  # noqa: E402
-from lowres.track.rundata import PRUNED, run_state  # noqa: E402
-from lowres.track.runlog import read_events, read_metrics  # noqa: E402
+from lowres.run.read import PRUNED, run_state  # noqa: E402
+from lowres.run.log import read_events, read_metrics  # noqa: E402
 
 TIMING = {"images_per_s", "seconds", "elapsed"}
 SPACE = "model.dropout: {low: 0.0, high: 0.5}\nstages.0.optimizer.lr: [0.00001, 0.1]\n"

@@ -11,9 +11,9 @@ from lowres import config as config_mod
 from lowres.cli import main
 from lowres.errors import LowresError
 from lowres.track.compare import compare_runs
-from lowres.track.rundata import PRUNED, run_state
-from lowres.track.runlog import read_events, read_metrics
-from lowres.track.runs import format_runs_table, list_runs
+from lowres.run.read import PRUNED, run_state
+from lowres.run.log import read_events, read_metrics
+from lowres.run.listing import format_runs_table, list_runs
 from lowres.train.loop import train
 
 optuna = pytest.importorskip("optuna")

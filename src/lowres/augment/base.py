@@ -12,7 +12,7 @@ from typing import Any, Callable, ClassVar, Iterator
 import torch
 from torch import Tensor
 
-from lowres.checks import Param
+from lowres.basics.checks import Param
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from torch import Tensor
 from lowres.augment import color_ops, filter_ops, geometry_ops, sampling
 from lowres.augment.base import Op, apply_masked, combine, constant
 from lowres.augment.spec import parse_op
-from lowres.checks import (Param, choice, colour, fail, interval, number, odd_size,
+from lowres.basics.checks import (Param, choice, colour, fail, interval, number, odd_size,
                                    optional, padding4, probability, size_pair)
 
 

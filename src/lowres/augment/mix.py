@@ -9,7 +9,7 @@ from torch import Tensor
 
 from lowres.augment import filter_ops, sampling
 from lowres.augment.base import Op
-from lowres.checks import Param, boolean, fail, number, probability
+from lowres.basics.checks import Param, boolean, fail, number, probability
 
 
 class MixOp(Op):

@@ -16,7 +16,7 @@ from lowres.augment import sampling
 from lowres.augment.auto_apply import apply_drawn_ops, draw_magnitudes, drawn_ops_round
 from lowres.augment.auto_ops import ops_for
 from lowres.augment.base import Op, apply_grouped_rounds, apply_masked, masking_mode
-from lowres.checks import Param, boolean, choice, colour, fail, integer, number
+from lowres.basics.checks import Param, boolean, choice, colour, fail, integer, number
 
 _INTERPOLATION = Param("nearest", choice("nearest", "bilinear"), "resampling for geometric ops")
 _FILL = Param((0.0,), colour, "colour of uncovered pixels (0..1)")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from lowres.augment.base import OPS, Op
-from lowres.checks import fail
+from lowres.basics.checks import fail
 from lowres.errors import ConfigError, did_you_mean
 
 ParsedOp = tuple[type[Op], dict[str, Any]]

@@ -21,7 +21,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from lowres.data import cache_integrity
 from lowres.errors import DataError
-from lowres.progress import progress
+from lowres.basics.progress import progress
 
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F", "P;L"}
 CACHE_VERSION = 1

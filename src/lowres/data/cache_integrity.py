@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lowres.disk import remove_quietly
+from lowres.basics.disk import remove_quietly
 
 CHUNK = 1 << 22
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from lowres.progress import progress
+from lowres.basics.progress import progress
 
 PATTERNS = ["disc", "ring", "square", "triangle", "cross", "hstripes", "vstripes", "dstripes",
             "checker", "diamond", "frame", "dots"]

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from lowres.compat import set_submodule
+from lowres.basics.compat import set_submodule
 from lowres.errors import ConfigError, LowresError
 
 PREFIX = "timm:"

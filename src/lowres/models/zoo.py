@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from lowres.compat import set_submodule
+from lowres.basics.compat import set_submodule
 from lowres.config import ModelConfig, checked
 from lowres.errors import ConfigError, did_you_mean
 from lowres.models.adapted import build_efficientnet_b7, build_swin_t

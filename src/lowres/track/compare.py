@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from lowres.disk import replace_text
-from lowres.durations import format_duration
+from lowres.basics.disk import replace_text
+from lowres.basics.durations import format_duration
 from lowres.errors import LowresError
-from lowres.intervals import fmt_interval_pct, mean_interval
+from lowres.basics.intervals import fmt_interval_pct, mean_interval
 from lowres.track.configdiff import (differing_keys, flatten_config, group_names, seed_groups,
                                      value_text)
 from lowres.track.overlay import overlay_plot
@@ -37,9 +37,9 @@ from lowres.track.paired import HEADER as PAIRED_HEADER
 from lowres.track.paired import RULE as PAIRED_RULE
 from lowres.track.paired import group_pairs, run_pairs
 from lowres.track.report import embedded_images, render
-from lowres.track.rundata import RunData, load_run
-from lowres.track.runlog import now_iso
-from lowres.track.runs import find_run_dirs
+from lowres.run.read import RunData, load_run
+from lowres.run.log import now_iso
+from lowres.run.listing import find_run_dirs
 
 SPREAD_RULE = ("rule: two groups are called distinguishable only when the difference of their "
                "mean best val accuracies is larger than the spread, the larger of their two "

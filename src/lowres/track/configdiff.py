@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from lowres.config.tree import yaml_text
+
 MISSING = "(absent)"
 
 
@@ -44,14 +46,7 @@ def _same(a: Any, b: Any) -> bool:
 def value_text(flat: dict[str, Any], key: str) -> str:
     """The value of a dotted key of a flattened config as YAML writes it; MISSING when the
     config lacks it."""
-    value = flat.get(key, MISSING)
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (dict, list)):
-        return "{}" if isinstance(value, dict) else "[]"
-    return str(value)
+    return yaml_text(flat.get(key, MISSING))
 
 
 def seed_groups(configs: Sequence[dict], ignore: Sequence[str] = ("seed", "name")) -> list[list[int]]:

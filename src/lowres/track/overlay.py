@@ -12,9 +12,9 @@ import math
 from pathlib import Path
 from typing import Sequence
 
-from lowres.track.metrics import by_name
+from lowres.run.metrics import by_name
 from lowres.track.plots import PANELS, finish, new_figure, save_figure, shown
-from lowres.track.rundata import RunData
+from lowres.run.read import RunData
 
 # The columns each plot overlays: the main series (solid, banded over seeds) first, then
 # train (dashed). Titles and y labels are those of the run plots' panels.

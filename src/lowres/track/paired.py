@@ -12,8 +12,8 @@ from itertools import combinations
 from pathlib import Path
 from typing import Sequence
 
-from lowres.intervals import ALPHA, PairedResult, mcnemar_exact, paired_test
-from lowres.track.outcomes import ValOutcomes, read_val_outcomes
+from lowres.basics.intervals import ALPHA, PairedResult, mcnemar_exact, paired_test
+from lowres.run.outcomes import ValOutcomes, read_val_outcomes
 
 MAX_PAIRS = 45  # beyond this (10 runs), each run is paired with the first run only
 

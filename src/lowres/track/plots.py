@@ -1,6 +1,6 @@
 """Per-run curves as PNG files in run_dir/plots/, redrawn at the end of every epoch.
 
-One plot per panel of the metrics table (track/metrics.py): loss.png, accuracy.png (plus the
+One plot per panel of the metrics table (run/metrics.py): loss.png, accuracy.png (plus the
 val 95% interval band and best.pt starred), lr.png (log scale, LR drops marked). Each panel
 draws every metric whose `panel` names it, with the metric's label and style. Every plot
 marks stage boundaries (grey dashed vertical lines, labelled with the new stage's name) and
@@ -17,9 +17,9 @@ import math
 import sys
 from pathlib import Path
 
-from lowres.disk import replace_bytes
-from lowres.track.metrics import Metric, on_panel
-from lowres.track.rundata import RunData, finite, load_run
+from lowres.basics.disk import replace_bytes
+from lowres.run.metrics import Metric, on_panel
+from lowres.run.read import RunData, finite, load_run
 
 PANELS = {  # panel -> (file, title, y label, legend corner)
     "loss": ("loss.png", "loss", "loss", "upper right"),
@@ -34,13 +34,20 @@ FIGSIZE = (7.0, 3.6)
 DPI = 100
 
 
-def new_figure(figsize=FIGSIZE, right: float = 0.97, panels: int = 1):
-    """A Figure with an Agg canvas (no pyplot) and its Axes: one, or an array of `panels`."""
+def figure(figsize=FIGSIZE):
+    """A Figure with an Agg canvas of its own: no pyplot, so no global state, no GUI backend
+    and no figure left open (every figure of lowres is made here and saved by save_figure)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=figsize, dpi=DPI)
     FigureCanvasAgg(fig)
+    return fig
+
+
+def new_figure(figsize=FIGSIZE, right: float = 0.97, panels: int = 1):
+    """A figure and its Axes: one, or an array of `panels` side by side."""
+    fig = figure(figsize)
     axes = fig.subplots(1, panels)
     # 0.7 inch on the left for the y label, whatever the figure's width
     fig.subplots_adjust(left=0.7 / figsize[0], right=right, top=0.9, bottom=0.14, wspace=0.25)

@@ -17,13 +17,13 @@ from typing import Any, Sequence
 
 import jinja2
 
-from lowres.disk import replace_text
-from lowres.durations import format_duration
-from lowres.intervals import split_precision_line
-from lowres.track import metrics
+from lowres.basics.disk import replace_text
+from lowres.basics.durations import format_duration
+from lowres.basics.intervals import split_precision_line
+from lowres.run import metrics
 from lowres.track.plots import PLOT_FILES, write_run_plots
-from lowres.track.rundata import RunData, load_run
-from lowres.track.runlog import now_iso
+from lowres.run.read import RunData, load_run
+from lowres.run.log import now_iso
 
 TABLE_LAST_N = 40  # metrics rows shown in full; older epochs are summarised by the best row
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lowres.track import metrics
+from lowres.run import metrics
 
 HINT = "tensorboard logging is off: pip install tensorboard"
 

@@ -14,14 +14,14 @@ from lowres.augment import build_pipeline
 from lowres.config import Config
 from lowres.data.loader import batch_bounds
 from lowres.data.prepare import Prepared
-from lowres.intervals import split_precision_line
+from lowres.basics.intervals import split_precision_line
 from lowres.models import build_model, count_parameters
 from lowres.train.device import DevicePolicy
 from lowres.train.engine import soft_cross_entropy
 from lowres.train.memory_estimate import STATE_COPIES, estimate
 from lowres.train.optim import build_optimizer
 from lowres.train.schedules import Schedule
-from lowres.train.plan import StopRule
+from lowres.train.schedules import StopRule
 from lowres.train.schedules import SCHEDULES
 from lowres.train.selection import small_split_warning
 

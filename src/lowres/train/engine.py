@@ -1,10 +1,12 @@
-"""The step, the epoch and evaluation. No file I/O here: `train.run_state` owns the run.
+"""The step, the epoch and evaluation (and the EMA of the weights, evaluated alongside the
+raw weights). No file I/O here: `train.run_state` owns the run.
 
 Metrics accumulate on the device and are read (synchronising with the device) only at a
 progress refresh or at the end of the epoch, never once per step.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import sys
 import time
@@ -19,13 +21,36 @@ import torch.nn.functional as F
 from lowres.augment.base import forced_masking
 from lowres.data.loader import EpochLoader, eval_batches
 from lowres.errors import LowresError, first_line
-from lowres.progress import bar
-from lowres.train.sync_check import intended_sync
+from lowres.basics.progress import bar
+from lowres.train.device import intended_sync
 from lowres.train.device import DevicePolicy
-from lowres.train.ema import EMA
 from lowres.train.nan_guard import CHECK_EVERY, NanGuard
 from lowres.train.optim import set_lr
 from lowres.train.schedules import Schedule
+
+
+class EMA:
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.module = copy.deepcopy(model).eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+        self._pairs = [(e, m) for e, m in zip(self.module.parameters(), model.parameters())]
+        self._buffers = [(e, m) for e, m in zip(self.module.buffers(), model.buffers())]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        ema = [e for e, _ in self._pairs]
+        raw = [m.detach() for _, m in self._pairs]
+        torch._foreach_lerp_(ema, raw, 1.0 - self.decay)
+        for e, m in self._buffers:  # BN statistics are copied, not averaged
+            e.copy_(m)
+
+    def state_dict(self) -> dict:
+        return self.module.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.module.load_state_dict(state)
 
 
 # What the training loop tells an epoch after each step (see Engine.train_epoch).
@@ -65,7 +90,7 @@ class EpochProgress:
                 "seen": self.seen, "seconds": self.seconds}
 
     def metrics(self) -> dict[str, float]:
-        """The epoch's training metrics, as metrics.csv names them (track/metrics.py)."""
+        """The epoch's training metrics, as metrics.csv names them (run/metrics.py)."""
         seen = max(self.seen, 1)
         return {"train_loss": self.loss_sum / seen, "train_acc": self.correct / seen,
                 "images_per_s": self.seen / self.seconds if self.seconds > 0 else None}

@@ -16,18 +16,19 @@ from typing import Callable
 
 from lowres import config as config_mod
 from lowres.data.prepare import prepare
-from lowres.disk import DiskFullError
-from lowres.durations import format_duration
+from lowres.basics.disk import DiskFullError
+from lowres.basics.durations import format_duration
 from lowres.errors import LowresError
-from lowres.intervals import interval_columns
-from lowres import run_copy, run_lock
-from lowres.track.outcomes import record_val_outcomes
+from lowres.basics.intervals import interval_columns
+from lowres.run import copies as run_copy
+from lowres.run import lock as run_lock
+from lowres.run.outcomes import record_val_outcomes
 from lowres.train import distributed
 from lowres.train.data_fingerprint import check_same_data
 from lowres.train.device import resolve
 from lowres.train.engine import EpochProgress
 from lowres.train.nan_guard import NonFiniteLoss
-from lowres.train.run_dir import (absolute_data_paths, check_new_run_dir, default_run_dir,
+from lowres.run.directory import (absolute_data_paths, check_new_run_dir, default_run_dir,
                                   load_resume_config, remove_torn_writes)
 from lowres.train.run_state import Run, RunResult
 from lowres.train.selection import advance as advance_best
@@ -223,7 +224,7 @@ def end_epoch(run: Run, progress: EpochProgress, seconds: float, pipeline, out) 
     val_metrics, val, ema_val = run.evaluate(pipeline)
     last_lr = run.schedule.lr_at((pos.stage_epoch + 1) * run.loader.steps_per_epoch - 1)
     pos.finish_epoch()
-    # The metrics.csv row: every name is a column of track/metrics.py.
+    # The metrics.csv row: every name is a column of run/metrics.py.
     row = {"epoch": pos.epoch, "stage": pos.stage, "stage_name": run.stage_name,
            "stage_epoch": pos.stage_epoch, "lr": last_lr, **sums.metrics(), **val_metrics,
            "seconds": seconds, "elapsed": run.elapsed,

@@ -6,9 +6,18 @@ directory's writers. train/loop.py drives it; nothing here decides when things h
 Every checkpoint stores the position where training continues, so a run resumed from any
 checkpoint (epoch end or a cut in the middle of an epoch) replays exactly what an
 uninterrupted run does; on the CPU the weights and metrics.csv come out identical.
+
+The `Position` says where a run stands: which stage, how many epochs done, how many steps
+into the epoch. The loop (train/loop.py) is the only code that moves it, through four
+methods, in this order over a stage's life:
+
+    start_stage -> (cut_at step -> ...) finish_epoch -> ... -> finish_stage
+
+A checkpoint keeps it as a plain dict (`as_dict`), the format of `checkpoint["position"]`.
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +30,10 @@ from lowres.config import Config
 from lowres.data.loader import EpochLoader
 from lowres.data.prepare import Prepared
 from lowres.models import build_model
-from lowres.track.runlog import RunLog
+from lowres.run.log import RunLog
 from lowres.track.tensorboard import TensorBoardLogger
-from lowres.train import checkpoint, distributed, rng
+from lowres.run import checkpoint
+from lowres.train import distributed, rng
 from lowres.train.background import BackgroundWriter, snapshot
 from lowres.train.data_fingerprint import fingerprint
 from lowres.train.device import DevicePolicy
@@ -31,8 +41,44 @@ from lowres.train.engine import Engine, EpochProgress, Evaluation
 from lowres.train.nan_guard import NanGuard, require_finite
 from lowres.train.optim import build_optimizer
 from lowres.train.schedules import Schedule
-from lowres.train.plan import StopRule
-from lowres.train.position import Position
+from lowres.train.schedules import StopRule
+
+
+@dataclass
+class Position:
+    stage: int = 0  # index into cfg.stages; len(cfg.stages) once every stage is done
+    stage_epoch: int = 0  # epochs finished in this stage
+    step: int = 0  # steps finished in the current epoch (0 at an epoch boundary)
+    epoch: int = 0  # epochs finished in the whole run (the last metrics.csv row)
+    started: bool = False  # the stage's optimizer, schedule and stop rule exist
+
+    def start_stage(self) -> None:
+        self.started = True
+
+    def cut_at(self, step: int) -> None:
+        """The epoch stopped after `step` steps (a pause, a signal): resume continues there."""
+        self.step = step
+
+    def finish_epoch(self) -> None:
+        self.epoch += 1
+        self.stage_epoch += 1
+        self.step = 0
+
+    def finish_stage(self) -> None:
+        self.stage += 1
+        self.stage_epoch = 0
+        self.started = False
+
+    def at_step(self, step: int) -> Position:
+        """A copy `step` steps into the current epoch (what a mid-epoch checkpoint stores)."""
+        return dataclasses.replace(self, step=step)
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Position:
+        return cls(**values)
 
 
 @dataclass
@@ -174,7 +220,7 @@ class Run:
 
     def state(self, kind: str, position: Position | None = None,
               partial: EpochProgress | None = None) -> dict:
-        """The checkpoint contents (train/checkpoint.py lists every key); live tensors."""
+        """The checkpoint contents (run/checkpoint.py lists every key); live tensors."""
         partial = partial if partial is not None else self.partial
         return {
             "kind": kind,

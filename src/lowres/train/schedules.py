@@ -1,4 +1,5 @@
-"""Learning-rate schedules: the `SCHEDULES` table and the `Schedule` of one stage.
+"""A stage's plan over time: the LR schedule (the `SCHEDULES` table, `Schedule`) and when
+the stage stops (`StopRule`: max epochs, "N epochs after the K-th LR drop", early stopping).
 
 Time-based schedules are pure functions of the step within the stage (`lr_at(step)`), so
 resuming needs no scheduler state and the LR curve can be printed before training. A
@@ -9,6 +10,12 @@ makes one interface for both kinds possible.
 To add a scheduler: write its LR rule and add one `SCHEDULES` entry. The config accepts
 the name, `lowres options` lists it; a setting of its own goes in `SchedulerConfig`.
 No torch here: the table is small and pure, and stays cheap to import.
+
+Stop rules read the LR drops the schedule reports, which is why they live here. The seed's
+rule ("wait for the accuracy jump after the first LR drop, train one more epoch, stop") is
+`after_lr_drop: 1, extra_epochs: 2`: the epoch that follows the drop shows the jump, one
+more epoch runs, then the stage ends. Both keep their few counters in checkpoints through
+`SavedFields`.
 """
 from __future__ import annotations
 
@@ -17,10 +24,20 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from lowres.errors import ConfigError
-from lowres.train.saved_fields import SavedFields
 
 if TYPE_CHECKING:
-    from lowres.config import SchedulerConfig
+    from lowres.config import SchedulerConfig, StageConfig
+
+
+class SavedFields:
+    SAVED: tuple[str, ...] = ()
+
+    def state_dict(self) -> dict:
+        return {name: getattr(self, name) for name in self.SAVED}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name in self.SAVED:
+            setattr(self, name, state[name])
 
 
 @dataclass(frozen=True)
@@ -162,3 +179,51 @@ class Schedule(SavedFields):
     def epoch_lrs(self) -> list[float]:
         """The LR at the start of every epoch, where knowable in advance (for --dry-run)."""
         return [self.lr_at(e * self.spe) for e in range(self.epochs)]
+
+
+class StopRule(SavedFields):
+    SAVED = ("lr_drops", "epochs_since_kth_drop", "best", "epochs_since_best")  # in checkpoints
+
+    def __init__(self, stage: StageConfig):
+        self.stage = stage
+        self.lr_drops = 0
+        self.epochs_since_kth_drop: int | None = None
+        self.best: float | None = None
+        self.epochs_since_best = 0
+
+    def update(self, stage_epoch: int, lr_dropped: bool, val_acc: float | None) -> str | None:
+        """Record one finished epoch; the reason to stop the stage now, or None."""
+        rule = self.stage.stop
+        if val_acc is not None and val_acc == val_acc:  # not NaN
+            if self.best is None or val_acc > self.best:
+                self.best = val_acc
+                self.epochs_since_best = 0
+            else:
+                self.epochs_since_best += 1
+        if self.epochs_since_kth_drop is not None:
+            self.epochs_since_kth_drop += 1
+        if lr_dropped:
+            self.lr_drops += 1
+            if rule.after_lr_drop is not None and self.lr_drops == rule.after_lr_drop:
+                self.epochs_since_kth_drop = 0
+        if (rule.after_lr_drop is not None and self.epochs_since_kth_drop is not None
+                and self.epochs_since_kth_drop >= rule.extra_epochs):
+            return (f"{rule.extra_epochs} epoch(s) after LR drop #{rule.after_lr_drop} "
+                    f"(stop.after_lr_drop={rule.after_lr_drop}, extra_epochs={rule.extra_epochs})")
+        if rule.patience is not None and self.epochs_since_best >= rule.patience:
+            return f"no val_acc improvement for {rule.patience} epochs (stop.patience)"
+        if stage_epoch >= self.stage.epochs:
+            n = self.stage.epochs
+            return f"reached the stage's limit of {n} epoch{'' if n == 1 else 's'}"
+        return None
+
+    def describe(self) -> str:
+        rule = self.stage.stop
+        epochs = self.stage.epochs
+        parts = [f"at most {epochs} epoch{'' if epochs == 1 else 's'}"]
+        if rule.after_lr_drop is not None:
+            n = rule.extra_epochs
+            parts.append(f"{n} epoch{'' if n == 1 else 's'} after LR drop #{rule.after_lr_drop}")
+        if rule.patience is not None:
+            parts.append(f"{rule.patience} epochs without val improvement")
+        return ", or ".join(parts)

@@ -23,7 +23,7 @@ import sys
 from dataclasses import dataclass
 from typing import Sequence
 
-from lowres.intervals import half_width_points
+from lowres.basics.intervals import half_width_points
 
 RULES = ("val_loss", "val_acc", "smoothed_acc", "last")
 

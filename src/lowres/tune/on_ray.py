@@ -26,12 +26,12 @@ from types import SimpleNamespace
 from typing import Any, Callable
 
 from lowres.errors import ConfigError, LowresError
-from lowres.sweep_ray import RETRIES, connect
-from lowres.track.rundata import PRUNED
-from lowres.tune.search import (TuneResult, prepare_search, progress_line, sample,
-                                trial_name, write_search_json)
+from lowres.sweep.on_ray import RETRIES, connect
+from lowres.run.read import PRUNED
+from lowres.tune.outputs import TuneResult, write_outputs
+from lowres.tune.search import prepare_search, progress_line, sample, write_search_json
 from lowres.tune.space import Space, override
-from lowres.tune.study import default_storage, import_optuna, open_storage, open_study
+from lowres.tune.study import default_storage, import_optuna, open_storage, open_study, trial_name
 
 NUMBER = "lowres_trial"  # the key in a Ray trial's config holding its study trial number
 METRIC = "val_acc"
@@ -106,8 +106,6 @@ def run_tune_on_ray(address: str | None, config_path: str | Path, space_path: st
                                       callbacks=[_progress(study, out, say)], verbose=0))
         _fit_quietly(tuner)
         stopped = bool(_unfinished(study, out))  # a Ctrl-C: Ray saved the experiment
-    from lowres.tune.outputs import write_outputs
-
     return write_outputs(study, space, out, config_path, overrides, stopped, study_name)
 
 

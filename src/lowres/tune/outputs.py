@@ -6,15 +6,34 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lowres.disk import replace_text
-from lowres.track.rundata import load_run
+from lowres.basics.disk import replace_text
+from lowres.run.read import load_run
 from lowres.tune.space import Space, override
-from lowres.tune.study import import_optuna
+from lowres.tune.study import counts, import_optuna, trial_name
 
 BEST_SHOWN = 10  # rows of the report's best-trials table
+
+
+@dataclass
+class TuneResult:
+    """What a search holds when `run_tune` returns (all workers' trials, not only ours)."""
+
+    out: Path
+    study_name: str
+    trials: list[dict[str, Any]] = field(default_factory=list)  # see trial_rows
+    best: dict[str, Any] | None = None  # the best finished trial's row
+    best_config: Path | None = None  # OUT/best.yaml
+    report: Path | None = None  # OUT/report.html
+    stopped: bool = False  # a trial was stopped by a signal: rerun the command to resume
+
+    def dataframe(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.trials)
 
 
 def trial_rows(study, out: Path) -> list[dict[str, Any]]:
@@ -22,7 +41,6 @@ def trial_rows(study, out: Path) -> list[dict[str, Any]]:
     running, stopped (resumable), failed: the run directory's state where it exists), value
     (best val acc for finished trials, the last reported one otherwise), epochs, the
     Wilson interval of the value, seconds, then one column per parameter."""
-    from lowres.tune.search import trial_name
 
     optuna = import_optuna()
     words = {optuna.trial.TrialState.COMPLETE: "finished", optuna.trial.TrialState.PRUNED: "pruned",
@@ -140,7 +158,6 @@ def write_trials_csv(rows: list[dict[str, Any]], path: Path) -> Path:
 def write_outputs(study, space: Space, out: Path, config_path, overrides: list[str],
                   stopped: bool, study_name: str):
     from lowres.track.report import embedded_images, render
-    from lowres.tune.search import TuneResult, counts
 
     rows = trial_rows(study, out)
     best_path = write_best_config(study, out, config_path, overrides)

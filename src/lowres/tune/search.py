@@ -18,37 +18,19 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from lowres.errors import ConfigError, LowresError
-from lowres.run_lock import RunLocked
-from lowres.track.rundata import PRUNED, RESUMABLE, run_state
+from lowres.run.lock import RunLocked
+from lowres.run.read import PRUNED, RESUMABLE, run_state
 from lowres.tune.space import Space, check_against_config, load_space, override
-from lowres.tune.study import default_storage, import_optuna, make_pruner, open_study
+from lowres.tune.outputs import TuneResult, write_outputs
+from lowres.tune.study import counts, default_storage, import_optuna, make_pruner, open_study, trial_name
 from lowres.tune.watch import SearchBar
 
 # train(config_path, overrides, run_dir, resume, on_epoch_end) -> a RunResult
 TrainFn = Callable[..., Any]
-
-
-@dataclass
-class TuneResult:
-    """What a search holds when `run_tune` returns (all workers' trials, not only ours)."""
-
-    out: Path
-    study_name: str
-    trials: list[dict[str, Any]] = field(default_factory=list)  # see trial_rows
-    best: dict[str, Any] | None = None  # the best finished trial's row
-    best_config: Path | None = None  # OUT/best.yaml
-    report: Path | None = None  # OUT/report.html
-    stopped: bool = False  # a trial was stopped by a signal: rerun the command to resume
-
-    def dataframe(self):
-        import pandas as pd
-
-        return pd.DataFrame(self.trials)
 
 
 def _default_train(config_path, overrides, run_dir, resume, on_epoch_end, out):
@@ -101,10 +83,6 @@ def sample(trial, space: Space) -> dict[str, Any]:
         else:
             values[p.key] = trial.suggest_float(p.key, p.low, p.high, log=p.log, step=p.step)
     return values
-
-
-def trial_name(number: int) -> str:
-    return f"trial{number:03d}"
 
 
 class _Reporter:
@@ -165,7 +143,7 @@ def _orphans(study, out: Path) -> list:
 
 def _claim(run_dir: Path) -> bool:
     """Take a stopped trial's run lock for a moment to see that no other worker resumes it."""
-    from lowres.run_lock import held_by_other
+    from lowres.run.lock import held_by_other
 
     return held_by_other(run_dir) is not True
 
@@ -216,8 +194,6 @@ def run_tune(config_path: str | Path, space_path: str | Path, trials: int, out: 
             proc.wait()
     if worker:
         return TuneResult(out, study_name, stopped=stopped)
-    from lowres.tune.outputs import write_outputs
-
     return write_outputs(study, space, out, config_path, overrides, stopped, study_name)
 
 
@@ -227,7 +203,7 @@ def write_search_json(out: Path, study_name: str, url: str, space: Space, config
     says what it searches; the database password is left out."""
     from sqlalchemy.engine import make_url
 
-    from lowres.disk import replace_text
+    from lowres.basics.disk import replace_text
 
     shown = make_url(url).render_as_string(hide_password=True)
     replace_text(out / "search.json", json.dumps(
@@ -241,7 +217,7 @@ def worker_envs(parallel: int, per_gpu: int, overrides: list[str]) -> list[dict[
     (CUDA_VISIBLE_DEVICES, `per_gpu` workers per card; this process is worker 0 and keeps
     the first visible GPU, which is its default device), or on a CPU machine its share of
     the cores (LOWRES_THREADS, turned into train.threads unless the overrides set it)."""
-    from lowres.sweep_parallel import slots
+    from lowres.sweep.parallel import slots
 
     envs = slots(parallel, per_gpu)
     if any("CUDA_VISIBLE_DEVICES" in e for e in envs) or \
@@ -322,23 +298,9 @@ def _work(study, space: Space, trials: int, out: Path, config_path, overrides, m
             return True
 
 
-def counts(study) -> dict[str, int]:
-    """Trials by state: done (finished), pruned, running, failed (surplus asks left out)."""
-    optuna = import_optuna()
-    states = optuna.trial.TrialState
-    out = {"done": 0, "pruned": 0, "running": 0, "failed": 0}
-    for t in study.get_trials(deepcopy=False):
-        if t.user_attrs.get("surplus"):
-            continue
-        key = {states.COMPLETE: "done", states.PRUNED: "pruned", states.RUNNING: "running"}.get(
-            t.state, "failed")
-        out[key] += 1
-    return out
-
-
 def progress_line(study, name: str, word: str, result, seconds: float) -> str:
     """One line per trial end: what it did, the search's counts and the best so far."""
-    from lowres.durations import format_duration
+    from lowres.basics.durations import format_duration
 
     c = counts(study)
     epochs = f", {result.epochs} epochs" if result is not None else ""

@@ -114,3 +114,21 @@ def open_study(storage_url: str, study_name: str, space: Space, pruner, seed: in
         raise LowresError(f"study {study_name} in {where} was made with a different space: "
                           f"{space.difference(spec)}; use a new --out or --study-name")
     return study
+
+
+def trial_name(number: int) -> str:
+    return f"trial{number:03d}"
+
+
+def counts(study) -> dict[str, int]:
+    """Trials by state: done (finished), pruned, running, failed (surplus asks left out)."""
+    optuna = import_optuna()
+    states = optuna.trial.TrialState
+    out = {"done": 0, "pruned": 0, "running": 0, "failed": 0}
+    for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get("surplus"):
+            continue
+        key = {states.COMPLETE: "done", states.PRUNED: "pruned", states.RUNNING: "running"}.get(
+            t.state, "failed")
+        out[key] += 1
+    return out

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from lowres import progress
+from lowres.basics import progress
+from lowres.tune.study import counts, trial_name
 
 
 class SearchBar:
@@ -19,8 +20,6 @@ class SearchBar:
         """After each epoch of this worker's trial: where it is, and the search's state."""
         if not self.watched:
             return
-        from lowres.tune.search import counts
-
         val = row.get("val_acc")
         here = f"{name} epoch {int(row['epoch'])}/{self.max_epochs}"
         here += f" val {val:.3f}" if val is not None else ""
@@ -29,8 +28,6 @@ class SearchBar:
     def ended(self, line: str) -> None:
         """A trial ended (here or in another worker): its line, and the bar moved on."""
         if self.watched:
-            from lowres.tune.search import counts
-
             c = counts(self.study)
             self.bar.update(c["done"] + c["pruned"] + c["failed"] - self.bar.n)
             self.bar.set_postfix_str(self._summary(c))
@@ -39,9 +36,7 @@ class SearchBar:
             self._say(line)
 
     def _summary(self, c: dict[str, int]) -> str:
-        """The search's counts `c` (search.counts) and its best trial so far."""
-        from lowres.tune.search import trial_name
-
+        """The search's counts `c` (study.counts) and its best trial so far."""
         try:
             best = self.study.best_trial
             text = f"best {best.value:.3f} ({trial_name(best.number)})"
