@@ -4,6 +4,7 @@
 `[{"op": "hflip", "p": 0.5}, {"op": "randaugment", "num_ops": 2}]` into a `Pipeline`;
 `validate_spec` checks a spec without building it. All randomness comes from the
 `torch.Generator` passed to each call.
+May import: basics and errors only (config, above it, checks specs with this package's tables).
 """
 # Importing the modules that define op classes registers their ops in OPS
 # (Op.__init_subclass__): a new op in one of them needs nothing else; a new module goes here.

@@ -3,6 +3,7 @@
 The zoo (and torchvision with it) is imported on first use of these names, not by
 `import lowres.models.heads` and the like: the config reads the stems, heads and inits
 tables from their modules when it checks a config.
+May import: basics, config, errors (and timm, lazily, for `timm:<name>`).
 """
 from __future__ import annotations
 

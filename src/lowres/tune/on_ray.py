@@ -29,7 +29,7 @@ from lowres.errors import ConfigError, LowresError
 from lowres.sweep.on_ray import RETRIES, connect
 from lowres.run.read import PRUNED
 from lowres.tune.outputs import TuneResult, write_outputs
-from lowres.tune.search import prepare_search, progress_line, sample, write_search_json
+from lowres.tune.search import prepare_search, print_line, progress_line, sample, write_search_json
 from lowres.tune.space import Space, override
 from lowres.tune.study import default_storage, import_optuna, open_storage, open_study, trial_name
 
@@ -48,12 +48,10 @@ def run_tune_on_ray(address: str | None, config_path: str | Path, space_path: st
                     grace_epochs: int | None = None, say: Callable[[str], None] | None = None) -> TuneResult:
     """Run (or resume) a search on Ray Tune until the study holds `trials` trials; one
     LowresError/ConfigError line before anything starts when the input is wrong."""
-    say = say or (lambda line: print(line, flush=True))
+    say = say or print_line
     overrides = list(overrides)
-    if per_gpu < 1:
-        raise ConfigError(f"--per-gpu {per_gpu}: give 1 or more trials per GPU")
     space, epochs, grace = prepare_search(config_path, space_path, overrides, pruner, trials,
-                                          grace_epochs)
+                                          grace_epochs, per_gpu=per_gpu)
     _require_validation(config_path, overrides)
     try:
         from ray import tune

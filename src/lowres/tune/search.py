@@ -58,19 +58,29 @@ def epochs_and_grace(config_path: str | Path, overrides: list[str],
 
 
 def prepare_search(config_path: str | Path, space_path: str | Path, overrides: list[str],
-                   pruner: str, trials: int,
-                   grace_epochs: int | None = None) -> tuple[Space, int, int]:
-    """Everything checked before a study or a folder exists: the trial count, Optuna, the
-    space, its keys against the config, the pruner's name. Returns the space, a trial's
-    planned epochs and its grace epochs (see epochs_and_grace)."""
+                   pruner: str, trials: int, grace_epochs: int | None = None,
+                   **counts: int) -> tuple[Space, int, int]:
+    """Everything checked before a study or a folder exists, for a local search and a Ray one
+    alike: the trial count and the other `counts` (flag name -> value, each 1 or more: the
+    workers, the trials per GPU), Optuna, the space, its keys against the config, the
+    pruner's name. Returns the space, a trial's planned epochs and its grace epochs (see
+    epochs_and_grace)."""
     if not isinstance(trials, int) or trials < 1:
         raise ConfigError(f"--trials must be a positive number, got {trials!r}")
+    for flag, value in counts.items():
+        if value < 1:
+            raise ConfigError(f"--{flag.replace('_', '-')} {value}: it must be at least 1")
     import_optuna()
     space = load_space(space_path)
     check_against_config(space, config_path, overrides)
     epochs, grace = epochs_and_grace(config_path, overrides, grace_epochs)
     make_pruner(pruner, epochs, grace)  # an unknown name fails here
     return space, epochs, grace
+
+
+def print_line(line: str) -> None:
+    """A search's default `say`: one line to stdout at once (workers' lines interleave)."""
+    print(line, flush=True)
 
 
 def sample(trial, space: Space) -> dict[str, Any]:
@@ -156,12 +166,10 @@ def run_tune(config_path: str | Path, space_path: str | Path, trials: int, out: 
     """Run (or join, or resume) a search until its study holds `trials` trials; see the module
     docstring. Raises ConfigError/LowresError (one line) before anything is created when the
     space, a key, the pruner or the database is wrong."""
-    say = say or (lambda line: print(line, flush=True))
+    say = say or print_line
     overrides = list(overrides)
-    if parallel < 1:
-        raise ConfigError(f"--parallel must be at least 1, got {parallel}")
     space, epochs, grace = prepare_search(config_path, space_path, overrides, pruner, trials,
-                                          grace_epochs)
+                                          grace_epochs, parallel=parallel, per_gpu=per_gpu)
     if worker:  # a helper: its parent put its GPU or its thread share in the environment
         envs = [{k: os.environ[k] for k in ("LOWRES_THREADS",) if k in os.environ}]
     else:
