@@ -59,7 +59,7 @@ def bar(total: int, desc: str = "", unit: str = "it", leave: bool = False):
 
 
 # --------------------------------------------------------------------------- relay
-# Under `--devices N` (lowres/launch.py) rank 0 runs in a child process whose own stdout is
+# Under `--devices N` (lowres/train/launch.py) rank 0 runs in a child process whose own stdout is
 # not the caller's notebook cell: its text and bar updates go through a queue instead, and
 # the launcher draws them where the caller watches.
 _relay = None

@@ -9,7 +9,7 @@ Contents (every key listed here, nanoGPT-style):
   data {class_names, mean, std, image_shape, layout, root, fingerprint (train/data_fingerprint.py)},
   model (state dict of the bare module), ema (or None),
   optimizer, schedule, stop, scaler (or None),
-  position {stage, stage_epoch, step, epoch, started} (train/position.py): where training continues,
+  position {stage, stage_epoch, step, epoch, started} (train/run_state.py): where training continues,
   partial {loss_sum, correct, seen, seconds}: accumulators of a cut epoch,
   rng {torch, cuda (this process's GPU, or None), augment, augment_device} (train/rng.py),
   elapsed (seconds of training so far), best {val_acc, epoch, and train/selection.py's state},

@@ -2,7 +2,7 @@
 
 A row here says everything the run directory's readers need about a column: how report.html
 formats it, which plot panel draws it (and with what label and line style), and its
-TensorBoard tag. runlog (the csv header and the check of a producer's row), report, plots and
+TensorBoard tag. run/log.py (the csv header and the check of a producer's row), report, plots and
 tensorboard all read this table, so showing a new per-epoch metric is: compute it in train/
 (the producer puts it in the epoch row) and add one `Metric` here.
 

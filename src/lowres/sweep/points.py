@@ -190,7 +190,7 @@ def run_sweep(base_config_path: str | Path, grid: Sequence[str], seeds: Sequence
     and saved last.pt) ends the sweep there: the result's `stopped_at` names it and nothing
     is compared. Otherwise the runs are compared into sweep_dir/comparison/ (grouped by seed
     when seeds are given), and a LowresError names the points that failed, if any.
-    `executor` (sweep_parallel.run_local, sweep_ray.run_on_ray) trains the points instead
+    `executor` (sweep.parallel.run_local, sweep.on_ray.run_on_ray) trains the points instead
     of train_fn, several at a time, each through `prepare_point` as above.
     """
     from lowres.track.compare import compare_runs
