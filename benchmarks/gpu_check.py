@@ -3,7 +3,8 @@
 Runs from the source tree with the machine's own Python (PYTHONPATH=src; nothing is
 installed, nothing downloaded) and writes gpu-check.json and gpu-check.md into --out:
 
-  environment      GPU, driver, CUDA, torch/torchvision versions
+  environment      GPU, driver, CUDA, torch/torchvision versions, the archs torch was
+                   built for (torch.cuda.get_arch_list()) and whether this GPU is one
   cuda tests       tests marked `cuda` (pytest -m cuda): indexed devices, where == subset on
                    the GPU, an epoch under torch.cuda.set_sync_debug_mode("error"), train +
                    pause + resume + predict on the GPU, then resume on the CPU
@@ -46,7 +47,7 @@ from lowres.augment.base import forced_masking  # noqa: E402
 from lowres.config import DataConfig, ModelConfig, TrainConfig  # noqa: E402
 from lowres.models import build_model  # noqa: E402
 from lowres.models.zoo import count_flops  # noqa: E402
-from lowres.train.device import resolve  # noqa: E402
+from lowres.train.device import kernels_run_on, resolve  # noqa: E402
 from lowres.train.engine import Engine  # noqa: E402
 
 SUBSET = ROOT / "data" / "gpu-check" / "tiny40-subset.tar.gz"
@@ -80,7 +81,10 @@ def environment(cuda: bool) -> dict:
         props = torch.cuda.get_device_properties(0)
         info.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1),
                     capability=f"{props.major}.{props.minor}", cuda=torch.version.cuda,
-                    cudnn=torch.backends.cudnn.version(), gpus=torch.cuda.device_count())
+                    cudnn=torch.backends.cudnn.version(), gpus=torch.cuda.device_count(),
+                    cuda_arch_list=torch.cuda.get_arch_list(),
+                    kernels_for_this_gpu=kernels_run_on(torch.cuda.get_arch_list(),
+                                                        (props.major, props.minor)))
         try:
             info["driver"] = subprocess.run(
                 ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],

@@ -31,6 +31,9 @@ def _cpu_unless_marked_cuda(request, monkeypatch):
     # from run_configs.write_config, which pins train.device=cpu; hiding GPUs through
     # CUDA_VISIBLE_DEVICES here would hide them from the cuda tests of this process too.)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    # ...and no device node either: on a GPU machine /dev/nvidia0 exists, and train.device=auto
+    # would warn that CUDA is unusable (train/device.py) in every test's output.
+    monkeypatch.setattr("lowres.train.device.NVIDIA_DEVICE_NODES", ())
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,21 @@ def first_line(exc: BaseException, limit: int = 160) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def compile_failure(exc: BaseException) -> str:
+    """A compile failure in one line, with the compiler's own error: torch wraps it
+    (BackendCompilerFailed: "backend='inductor' raised:" and the cause on the next lines;
+    `inner_exception`, else `__cause__`), so the wrapper's type and the innermost cause's first
+    line, e.g. "BackendCompilerFailed: GPUTooOldForTriton: Found Tesla P100 ..."."""
+    inner, seen = exc, {id(exc)}
+    while True:
+        cause = getattr(inner, "inner_exception", None) or inner.__cause__
+        if not isinstance(cause, BaseException) or id(cause) in seen:
+            break
+        inner = cause
+        seen.add(id(cause))
+    return first_line(exc) if inner is exc else f"{type(exc).__name__}: {first_line(inner)}"
+
+
 def nearest(name: str, choices: Iterable[str]) -> str | None:
     """The closest valid spelling of `name` among `choices`, or None if nothing is close."""
     found = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)

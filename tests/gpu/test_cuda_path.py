@@ -23,14 +23,19 @@ STAGE2_LIKE = [{"op": "random_choice", "ops": [{"op": "hflip", "p": 0.25}, {"op"
 
 def test_the_policy_on_this_gpu_is_its_table_row_and_one_step_runs():
     from lowres.train.engine import Engine
-    from lowres.train.device import generation
+    from lowres.train.device import generation, kernels_run_on
 
     major, minor = torch.cuda.get_device_capability()
     row = generation((major, minor))
     policy = resolve(TrainConfig(device="cuda", compile="no"), DataConfig())
     assert {torch.bfloat16: "bf16", torch.float16: "fp16", None: "fp32"}[policy.amp_dtype] == row.precision
     assert policy.channels_last == row.channels_last
-    assert torch.backends.cuda.matmul.allow_tf32 is row.tf32
+    if hasattr(torch.backends.cudnn, "conv"):  # compat.set_tf32's switches (allow_tf32 raises)
+        assert torch.backends.cuda.matmul.fp32_precision == ("tf32" if row.tf32 else "ieee")
+        assert torch.backends.cudnn.conv.fp32_precision == ("tf32" if row.tf32 else "ieee")
+    else:
+        assert torch.backends.cuda.matmul.allow_tf32 is row.tf32
+    assert kernels_run_on(torch.cuda.get_arch_list(), (major, minor))  # the rule, on a real GPU
     assert policy.gpu.capability == (major, minor) and policy.gpu.sm in policy.describe_choices()
     if row.precision == "bf16":
         assert torch.cuda.is_bf16_supported()

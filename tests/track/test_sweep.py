@@ -71,6 +71,34 @@ def test_grid_values_are_a_yaml_flow_list():
                     ("b", [("[1, 2]", [1, 2]), ("{x: 1}", {"x": 1}), ('"p, q"', "p, q")])]
 
 
+def test_a_bracketed_list_is_the_list_of_values():
+    """`key=[a,b]` is the two values a and b, as `key=a,b` (not one value, the list [a, b]);
+    a list-valued key takes a list of lists, or lists side by side, or a grid file."""
+    assert parse_grid(["model.dropout=[0.0,0.2]"]) == parse_grid(["model.dropout=0.0,0.2"]) == [
+        ("model.dropout", [("0.0", 0.0), ("0.2", 0.2)])]
+    assert parse_grid(["model.dropout= [0.0, 0.2] "])[0][1] == [("0.0", 0.0), ("0.2", 0.2)]
+    pts = plan_sweep("x.yaml", ["model.dropout=[0.0,0.2]"], None)
+    assert [p.overrides for p in pts] == [["model.dropout=0.0"], ["model.dropout=0.2"]]
+    assert [p.name for p in pts] == ["dropout0.0", "dropout0.2"]
+    milestones = [("[10, 20]", [10, 20]), ("[30]", [30])]
+    key = "stages.0.scheduler.milestones"
+    assert parse_grid([f"{key}=[[10, 20], [30]]"]) == parse_grid([f"{key}=[10, 20], [30]"]) == [
+        (key, milestones)]
+    assert parse_grid([f"{key}=[[10, 20]]"]) == [(key, [("[10, 20]", [10, 20])])]  # one list value
+    pts = plan_sweep("x.yaml", [f"{key}=[[10,20],[30]]"], None)
+    assert [p.values[key] for p in pts] == [[10, 20], [30]]
+    for p in pts:  # each override reads back as the list
+        assert parse_override(p.overrides[0])[1] == p.values[key]
+
+
+@pytest.mark.parametrize("bad", ["model.dropout=[0.0,0.2", "model.dropout=[]", "model.dropout=[0.1,0.1]",
+                                 "model.dropout=[0.0,[0.2]"])
+def test_a_malformed_bracket_is_one_line(bad):
+    with pytest.raises(ConfigError) as info:
+        plan_sweep("x.yaml", [bad], None)
+    assert "\n" not in str(info.value) and "model.dropout" in str(info.value)
+
+
 def test_grid_file(tmp_path):
     grid = tmp_path / "grid.yaml"
     grid.write_text("stages.0.optimizer.lr: [0.1, 0.05]\nmodel.name: ['a,b', resnet18]\n")

@@ -14,7 +14,7 @@ from lowres.train.device import resolve
 from lowres.train.dry_run import estimate_memory
 from lowres.train.engine import Engine
 from lowres.train.device import GpuInfo
-from lowres.train.memory_estimate import USABLE, estimate
+from lowres.train.memory_estimate import USABLE, MemoryEstimate, estimate
 
 SEED = Path(__file__).resolve().parents[2] / "configs" / "seed"
 GB16 = 16 * 10**9  # a "16 GB" card as sold (the T4 shows 15 GiB, the P100 16 GiB)
@@ -69,5 +69,34 @@ def test_out_of_memory_on_a_gpu_names_a_batch_that_fits():
     fits = estimate(OutOfMemory(), (3, 8, 8), "sgd", amp=False).largest_batch(15 << 30)
     with pytest.raises(LowresError, match=rf"out of memory on cpu at 6 images per step: set "
                                           rf"train.batch_size={fits} or lower \(.*T4's 15 GiB\)"):
+        engine.train_step(torch.randn(6, 3, 8, 8), torch.tensor([0, 1, 0, 1, 0, 1]),
+                          torch.optim.SGD(engine.module.parameters(), lr=0.1))
+
+
+RESIDENT_100K = 100_000 * 3 * 40 * 40  # 100k 40x40x3 uint8 images kept on the GPU: 0.45 GiB
+
+
+def test_the_largest_batch_leaves_room_for_the_dataset_kept_on_the_gpu():
+    est = MemoryEstimate(fixed_bytes=1 << 30, per_image_bytes=1 << 20)
+    card = 16 << 30
+    alone, beside = est.largest_batch(card), est.largest_batch(card, resident_bytes=RESIDENT_100K)
+    assert beside == int((USABLE * card - est.fixed_bytes - RESIDENT_100K) // est.per_image_bytes)
+    assert alone - beside == pytest.approx(RESIDENT_100K / est.per_image_bytes, abs=1)  # 457 images
+    assert est.peak_bytes(beside) + RESIDENT_100K <= USABLE * card
+    assert f"the largest batch that fits: {beside}" in est.line(200, card, resident_bytes=RESIDENT_100K)
+    assert "beside the dataset 0.45 GiB" in est.line(200, card, resident_bytes=RESIDENT_100K)
+    assert "does not fit" in est.line(alone, card, resident_bytes=RESIDENT_100K)
+    assert "dataset" not in est.line(200, card)  # not resident: as before
+
+
+def test_out_of_memory_advice_leaves_room_for_a_resident_dataset():
+    policy = resolve(TrainConfig(device="cpu", compile="no"), DataConfig())
+    policy = dataclasses.replace(policy, gpu=GpuInfo("Tesla T4", (7, 5), 15 << 30))
+    engine = Engine(OutOfMemory(), policy, label_smoothing=0.0)
+    engine.resident_bytes = RESIDENT_100K  # as the run sets it when the dataset is on the GPU
+    fits = estimate(OutOfMemory(), (3, 8, 8), "sgd", amp=False).largest_batch(
+        15 << 30, resident_bytes=RESIDENT_100K)
+    with pytest.raises(LowresError, match=rf"set train.batch_size={fits} or lower \(.*T4's 15 GiB, "
+                                          rf"0.45 GiB of it the dataset\)"):
         engine.train_step(torch.randn(6, 3, 8, 8), torch.tensor([0, 1, 0, 1, 0, 1]),
                           torch.optim.SGD(engine.module.parameters(), lr=0.1))

@@ -12,7 +12,7 @@ from lowres.augment.base import Context, Op, constant
 from lowres.augment.cpu_memory import retain_freed_memory
 from lowres.augment.mix import MixOp, check_num_classes
 from lowres.augment.spec import parse_spec
-from lowres.errors import first_line
+from lowres.errors import compile_failure
 
 
 def to_float(images: Tensor) -> Tensor:
@@ -81,7 +81,7 @@ class Pipeline:
             return self._apply(x, drawn)
         except Exception as exc:  # noqa: BLE001 (eager decides whether it was the compiler)
             result = self.apply_ops(x, drawn)
-            print(f"lowres: compiling the augmentation failed ({first_line(exc)}); continuing "
+            print(f"lowres: compiling the augmentation failed ({compile_failure(exc)}); continuing "
                   f"without it", file=sys.stderr)
             self._apply = self.apply_ops
             return result

@@ -5,7 +5,6 @@ a result can be traced to the software and hardware that produced it.
 """
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import platform
 import subprocess
@@ -18,6 +17,8 @@ def lowres_version() -> str:
     """The installed distribution's version (pyproject.toml is its one source); a checkout
     run from its source folder without installing (`PYTHONPATH=src`, as `make gpu-check`
     runs on a bare GPU machine) says so instead."""
+    import importlib.metadata  # here, not at import: it is slow to load
+
     try:
         return importlib.metadata.version("lowres")
     except importlib.metadata.PackageNotFoundError:
@@ -26,7 +27,8 @@ def lowres_version() -> str:
 
 def environment(device: str) -> dict[str, Any]:
     """Versions of Python and the libraries, the machine, `device` (and its GPU, CUDA and
-    cuDNN versions on CUDA), the command line and the git commit of the code."""
+    cuDNN versions and the archs torch was built for on CUDA), the command line and the git
+    commit of the code."""
     import numpy
     import torch
     import torchvision
@@ -50,6 +52,7 @@ def environment(device: str) -> dict[str, Any]:
         env["gpu"] = props.name
         env["gpu_capability"] = f"sm_{props.major}{props.minor}"
         env["gpu_memory_gib"] = round(props.total_memory / (1 << 30), 1)
+        env["cuda_arch_list"] = torch.cuda.get_arch_list()  # the GPUs this torch has kernels for
         env["cuda"] = torch.version.cuda
         env["cudnn"] = torch.backends.cudnn.version()
     return env

@@ -2,6 +2,12 @@
 short, file-safe point names built from them (sweep.py runs the points).
 
     parse_grid(["model.dropout=0.5,0.8"]) -> [("model.dropout", [("0.5", 0.5), ("0.8", 0.8)])]
+    parse_grid(["model.dropout=[0.5,0.8]"]) -> the same: one bracketed list is the values
+
+The rule for brackets: the text after '=' is a YAML flow list's items; when it is a single
+bracketed list, that list is the values (`k=[0.5,0.8]` as `k=0.5,0.8`). A key whose value is
+itself a list (`stages.0.scheduler.milestones`, an augmentation spec) takes a list of lists
+(`k=[[10,20],[30]]`), lists side by side (`k=[10,20],[30]`), or a grid file.
 """
 from __future__ import annotations
 
@@ -25,8 +31,10 @@ def _flow_items(text: str, raw: str, example: str) -> list[tuple[str, Any]]:
         problem = str(getattr(exc, "problem", None) or "not valid YAML")
         raise ConfigError(f"grid '{text}': the values are not a YAML list ({problem}; "
                           f"{example})") from None
-    return [(flow[item.start_mark.index:item.end_mark.index], value)
-            for item, value in zip(node.value, values)]
+    items = list(zip(node.value, values))
+    if len(items) == 1 and isinstance(items[0][1], list):  # `[a,b]`: the values a and b
+        items = list(zip(items[0][0].value, items[0][1]))
+    return [(flow[item.start_mark.index:item.end_mark.index], value) for item, value in items]
 
 
 def _as_written(value: Any) -> str:
@@ -52,7 +60,8 @@ def parse_grid(grid: Sequence[str], grid_file: str | Path | None = None
     """['a.b=1,2'] -> [('a.b', [('1', 1), ('2', 2)])]: each value as written and as YAML.
 
     The text after '=' is read as the items of a YAML flow list, so brackets and quotes are
-    YAML's ('0.1,[1,2],"a,b"' is three values). The keys of `grid_file` (read_grid_file)
+    YAML's ('0.1,[1,2],"a,b"' is three values); a single bracketed list is the list of values
+    ('[0.1,0.2]' is two, '[[1,2],[3]]' two lists). The keys of `grid_file` (read_grid_file)
     follow those of `grid`. Raises ConfigError (one line) for a string that is not
     KEY=V1,V2,..., an empty key, no values, values that are not YAML, a repeated value or a
     key given twice.

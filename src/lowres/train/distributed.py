@@ -65,13 +65,34 @@ def init() -> Context:
         return Context()
     rank = int(os.environ["RANK"])
     local_rank = int(os.environ.get("LOCAL_RANK", rank))
+    threads = rank_threads(os.environ, os.cpu_count())
+    if threads is not None:  # a CPU device sets its own again (train.threads), a GPU's keeps this
+        torch.set_num_threads(threads)
     if not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() and os.environ.get("LOWRES_BACKEND") != "gloo" \
             else "gloo"
+        bound = {}
         if backend == "nccl":
             torch.cuda.set_device(local_rank)
-        dist.init_process_group(backend=backend)
+            # The group's GPU, said once (torch >= 2.3): collectives need not guess it from
+            # the rank, and recent torch warns when they do. Never for gloo: torch 2.4 refuses
+            # a device_id that is not a CUDA device with an index.
+            bound["device_id"] = torch.device("cuda", local_rank)
+        dist.init_process_group(backend=backend, **bound)
     return Context(rank=rank, world_size=world, local_rank=local_rank)
+
+
+def rank_threads(environ, cpu_count: int | None) -> int | None:
+    """torch's thread count for one of the processes on this machine: an equal share of its
+    cores (at least 1). None (leave torch's choice) for a single process, or where
+    OMP_NUM_THREADS is set: by the user, or by torchrun (1). torch's elastic launcher, which
+    `--devices` uses, sets none, so without this every rank would take every core."""
+    if "OMP_NUM_THREADS" in environ:
+        return None
+    local = int(environ.get("LOCAL_WORLD_SIZE") or environ.get("WORLD_SIZE") or 1)
+    if local <= 1:
+        return None
+    return max(1, (cpu_count or 1) // local)
 
 
 def shutdown(ctx: Context) -> None:

@@ -11,7 +11,11 @@ gpu-check`):
   have the same width, so a bf16 CPU autocast stands for both.
 - a margin (`MARGIN`) for the caching allocator's rounding, cuDNN workspaces and the
   backward's transient buffers; the CUDA context itself (~0.3-0.5 GiB) is outside
-  max_memory_allocated and is kept out of the card's usable memory (`USABLE`).
+  max_memory_allocated and is kept out of the card's usable memory (`USABLE`);
+- the dataset, when it is kept on the GPU (`data.resident`, train/device.py: the uint8
+  images, e.g. 0.45 GiB for 100k of 40x40x3), is not room for a batch: `largest_batch` and
+  `line` take its bytes (`resident_bytes`). `peak_bytes` is the training alone, what `make
+  gpu-check` measures on random batches.
 """
 from __future__ import annotations
 
@@ -20,7 +24,10 @@ from dataclasses import dataclass
 
 import torch
 
-MARGIN = 1.25  # activations and transient buffers; set from the first H200 comparison
+# Activations and transient buffers: an assumption, not yet a measurement. No GPU has run
+# `make gpu-check` yet (benchmarks/RESULTS.md, "GPU"); its first run compares estimated_peak_gib
+# with the measured peak_memory_gib, and this figure is to be set from that.
+MARGIN = 1.25
 USABLE = 0.90  # of the card's total memory: the CUDA context and fragmentation take the rest
 STATE_COPIES = {"sgd": 1}  # optimizer state per parameter, in fp32 copies (others: 2, Adam-like)
 
@@ -33,17 +40,20 @@ class MemoryEstimate:
     def peak_bytes(self, batch: int) -> int:
         return self.fixed_bytes + batch * self.per_image_bytes
 
-    def largest_batch(self, card_bytes: int) -> int:
-        """The largest batch whose estimate fits a card of this much memory (0: none)."""
-        room = USABLE * card_bytes - self.fixed_bytes
+    def largest_batch(self, card_bytes: int, resident_bytes: int = 0) -> int:
+        """The largest batch whose estimate fits a card of this much memory beside
+        `resident_bytes` of dataset kept on it (0: none)."""
+        room = USABLE * card_bytes - self.fixed_bytes - resident_bytes
         return max(0, int(room // self.per_image_bytes))
 
-    def line(self, batch: int, card_bytes: int = 16 << 30, card: str = "a 16 GB card") -> str:
+    def line(self, batch: int, card_bytes: int = 16 << 30, card: str = "a 16 GB card",
+             resident_bytes: int = 0) -> str:
         peak = self.peak_bytes(batch)
-        fits = peak <= USABLE * card_bytes
-        return (f"estimated peak GPU memory {peak / 2**30:.1f} GiB at batch {batch} "
+        fits = peak + resident_bytes <= USABLE * card_bytes
+        beside = f" beside the dataset {resident_bytes / 2**30:.2f} GiB" if resident_bytes else ""
+        return (f"estimated peak GPU memory {peak / 2**30:.1f} GiB at batch {batch}{beside} "
                 f"({'fits' if fits else 'does not fit'} {card}; the largest batch that fits: "
-                f"{self.largest_batch(card_bytes)})")
+                f"{self.largest_batch(card_bytes, resident_bytes)})")
 
 
 def _saved_bytes(model: torch.nn.Module, x: torch.Tensor, amp: bool) -> int:
