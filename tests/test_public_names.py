@@ -11,7 +11,8 @@ import pytest
 
 import lowres
 
-API_FUNCTIONS = ["train", "resume", "predict", "evaluate", "load_run", "models", "tune"]
+API_FUNCTIONS = ["train", "resume", "predict", "evaluate", "load_run", "models", "tune",
+                 "lr_find"]
 ERRORS = ["LowresError", "ConfigError", "DataError"]
 
 

@@ -1,8 +1,9 @@
 """lowres: train image classifiers from scratch on small images, write submissions.
 
 From Python (notebooks): `lowres.train`, `lowres.resume`, `lowres.predict`,
-`lowres.evaluate`, `lowres.load_run`, `lowres.models`, `lowres.tune` (see `lowres.api`, which imports
-nothing heavy until a function runs, so `import lowres` and the CLI stay light).
+`lowres.evaluate`, `lowres.load_run`, `lowres.models`, `lowres.tune`, `lowres.lr_find` (see
+`lowres.api`, which imports nothing heavy until a function runs, so `import lowres` and the
+CLI stay light).
 """
 import functools
 import importlib
@@ -11,9 +12,16 @@ import types
 
 from lowres import api
 from lowres.errors import ConfigError, DataError, LowresError
-from lowres.run.environment import lowres_version
 
-__version__ = lowres_version()
+
+def __getattr__(name: str):
+    # `lowres.__version__` is read from the installed distribution on first use, not at
+    # import: importlib.metadata costs about as much as the rest of `import lowres`.
+    if name == "__version__":
+        from lowres.run.environment import lowres_version
+
+        return lowres_version()
+    raise AttributeError(f"module 'lowres' has no attribute {name!r}")
 
 
 class _ApiEntry:
@@ -53,9 +61,11 @@ predict = _ApiEntry("predict")
 models = _ApiEntry("models")
 tune = _ApiEntry("tune")
 resume, evaluate, load_run, TrainedRun = api.resume, api.evaluate, api.load_run, api.TrainedRun
+lr_find = api.lr_find
 _ENTRIES = {"train": train, "predict": predict, "models": models, "tune": tune}
 
-__all__ = ["train", "resume", "predict", "evaluate", "load_run", "models", "tune", "TrainedRun",
+__all__ = ["train", "resume", "predict", "evaluate", "load_run", "models", "tune", "lr_find",
+           "TrainedRun",
            "LowresError", "ConfigError", "DataError"]
 
 

@@ -119,6 +119,27 @@ class TrainedRun:
         """`lowres.evaluate(this run, data, ...)`."""
         return evaluate(self, data, **kwargs)
 
+    def interpretation(self, data: str | Path | None = None, tta: str | None = "auto",
+                       checkpoint: str = "best", device: str = "auto", **tta_options):
+        """What the model gets wrong on its val split (or labelled test split, or labelled
+        `data`), as fastai's ClassificationInterpretation: `.top_losses(n)`,
+        `.most_confused(n)` (DataFrames), `.plot_top_losses(n)` (a grid, inline in Jupyter).
+        Predicts once; `tta` and `tta_views=` / `tta_beta=` as for `predict`."""
+        from lowres.predict.predictions import interpretation
+
+        return interpretation(self.dir, data, tta, checkpoint, device, **tta_options)
+
+    def top_losses(self, n: int = 16, data: str | Path | None = None, tta: str | None = "auto", **kwargs):
+        """The `n` labelled images with the highest loss, highest first, as a DataFrame
+        (index, file, true, predicted, probability, loss); see `interpretation`."""
+        return self.interpretation(data, tta, **kwargs).top_losses(n)
+
+    def most_confused(self, n: int = 10, data: str | Path | None = None, tta: str | None = "auto",
+                      **kwargs):
+        """The `n` most frequent (true, predicted) errors as a DataFrame (true, predicted,
+        count); see `interpretation`."""
+        return self.interpretation(data, tta, **kwargs).most_confused(n)
+
 
 def load_run(run_dir: str | Path) -> TrainedRun:
     """A run directory, running or not and of any age, as a `TrainedRun`: its metrics,
@@ -140,15 +161,18 @@ def _duration(value: float | str | None) -> float | None:
 
 def train(config: str | Path | dict, *overrides: str, run_dir: str | Path | None = None,
           time_limit: float | str | None = None, pause_after: int | None = None,
-          dry_run: bool = False, devices: int | None = None) -> TrainedRun | None:
+          dry_run: bool = False, devices: int | None = None,
+          budget: float | str | None = None) -> TrainedRun | None:
     """`lowres train CONFIG key=value ...`: `config` is a YAML path or a dict of the same
-    keys; `time_limit` is seconds or a duration such as '11h30m'; `devices=N` trains on N
-    GPUs (N processes, started here: `--devices`). Returns the run (None for a dry run). An
-    interrupted run returns stopped and resumable with `lowres.resume`."""
+    keys; `time_limit` is seconds or a duration such as '11h30m' (the session stops there,
+    resumable); `budget` (seconds or '5m', `--budget`) scales the plan's epochs so the whole
+    plan fits it; `devices=N` trains on N GPUs (N processes, started here: `--devices`).
+    Returns the run (None for a dry run). An interrupted run returns stopped and resumable
+    with `lowres.resume`."""
     from lowres import config as config_mod
     from lowres.train import loop
 
-    overrides = [str(o) for o in overrides]
+    overrides = [str(o) for o in overrides] + ([f"train.budget={budget}"] if budget else [])
     with tempfile.TemporaryDirectory(prefix="lowres-config-") as tmp:
         if isinstance(config, dict):
             path = Path(tmp) / f"{config.get('name') or 'run'}.yaml"
@@ -214,13 +238,19 @@ def _train_guarded(start, run_dir) -> TrainedRun | None:
     return TrainedRun(result.run_dir)
 
 
-def predict(runs: RunLike | Iterable[RunLike], data: str | Path, tta: str = "none",
+def predict(runs: RunLike | Iterable[RunLike], data: str | Path, tta: str = "auto",
             out: str | Path | None = None, checkpoint: str = "best", device: str = "auto",
-            cache_dir: str | None = None):
+            cache_dir: str | None = None, tta_views: int | None = None,
+            tta_beta: float | None = None):
     """`lowres predict RUN ... --data DATA`: the submission (Id, Category) as a pandas
     DataFrame, in file-name order; also written as CSV when `out` is given. Several runs
-    form an ensemble."""
+    form an ensemble. `tta`: "auto" (aug when the run's last stage augments, else none),
+    "aug" (`tta_views` draws of the run's last-stage augmentation blended with the plain
+    image, `tta_beta` its weight), "aug+flip", "flip" or "none" (README, Predict)."""
     from lowres.predict.predictions import submission_rows, write_submission
+    from lowres.predict.tta import tta_setting
+
+    tta = tta_setting(tta, tta_views, tta_beta)
 
     pd = _pandas()
     if isinstance(runs, (str, Path, TrainedRun)):
@@ -229,17 +259,21 @@ def predict(runs: RunLike | Iterable[RunLike], data: str | Path, tta: str = "non
     ids, labels = submission_rows(run_dirs, data, tta, checkpoint, device, cache_dir)
     if out is not None:
         write_submission(Path(out), ids, labels)
-        print(f"lowres: wrote {out} ({len(ids)} rows; {len(run_dirs)} model(s), tta={tta})")
+        print(f"lowres: wrote {out} ({len(ids)} rows; {len(run_dirs)} model(s), tta={tta.mode})")
     return pd.DataFrame({"Id": ids, "Category": labels})
 
 
-def evaluate(run: RunLike, data: str | Path | None = None, tta: str = "none",
-             checkpoint: str = "best", device: str = "auto", out_dir: str | Path | None = None) -> dict:
-    """`lowres evaluate RUN [--data DIR]`: accuracy, per-class accuracy, confusion matrix
-    (written to RUN/evaluation/); returns the evaluation as a dict."""
+def evaluate(run: RunLike, data: str | Path | None = None, tta: str = "auto",
+             checkpoint: str = "best", device: str = "auto", out_dir: str | Path | None = None,
+             tta_views: int | None = None, tta_beta: float | None = None) -> dict:
+    """`lowres evaluate RUN [--data DIR]`: accuracy, per-class accuracy, confusion matrix,
+    most confused pairs, top losses (written to RUN/evaluation/); returns the evaluation as
+    a dict. `tta` as for `predict`."""
     from lowres.predict.predictions import evaluate as evaluate_run
+    from lowres.predict.tta import tta_setting
 
-    return evaluate_run(_run_dir(run), data, which=checkpoint, tta=tta, device=device, out_dir=out_dir)
+    return evaluate_run(_run_dir(run), data, which=checkpoint,
+                        tta=tta_setting(tta, tta_views, tta_beta), device=device, out_dir=out_dir)
 
 
 def tune(config: str | Path, space: str | Path, trials: int, *overrides: str,
@@ -264,6 +298,24 @@ def tune(config: str | Path, space: str | Path, trials: int, *overrides: str,
     return run_tune(config, space, trials, out, list(overrides), storage=storage,
                     study_name=study_name, pruner=pruner, parallel=parallel, per_gpu=per_gpu,
                     seed=seed, grace_epochs=grace_epochs)
+
+
+def lr_find(config: str | Path | dict, *overrides: str, start: float = 1e-6, end: float = 10.0,
+            steps: int = 100, plot: str | Path | None = "lr_find.png"):
+    """`lowres lr-find CONFIG key=value ...`: the LR range test on the config's first stage
+    (a fresh model; no run directory). Returns a `LRFinderResult`: .suggestion and .rule
+    (valley), .suggestions (every rule), .lrs, .losses, .smoothed, .plot_path (the PNG
+    written to `plot`, None when plot=None) and .plot() (inline in Jupyter)."""
+    from lowres.train.lr_find import find_lr
+
+    overrides = [str(o) for o in overrides]
+    with tempfile.TemporaryDirectory(prefix="lowres-config-") as tmp:
+        if isinstance(config, dict):
+            path = Path(tmp) / f"{config.get('name') or 'run'}.yaml"
+            path.write_text(yaml.safe_dump(config, sort_keys=False))
+            config = path
+        return find_lr(config, overrides, start=start, end=end, steps=steps, plot=plot,
+                       out=sys.stdout)
 
 
 def models(size: int = 40, num_classes: int = 200, timm: str | None = None):

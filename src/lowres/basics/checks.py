@@ -149,6 +149,25 @@ def optional(inner: Check) -> Check:
     return check
 
 
+def duration(key: str, value: Any) -> str:
+    """A positive duration as written ('5m', '1h30m', '90s', or seconds): kept as given
+    (configs stay readable), parsed where it is used (basics.durations)."""
+    from lowres.basics.durations import parse_duration
+    from lowres.errors import LowresError
+
+    text = str(value).strip() if not isinstance(value, bool) else ""
+    try:
+        seconds = parse_duration(text)
+    except LowresError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise fail(key, f"expected a duration such as 5m, 1h30m or 300 (seconds), got {value!r}")
+    return text
+
+
+duration.shows = "a duration: 5m, 1h30m, 300"
+
+
 def colour(key: str, value: Any) -> tuple[float, ...]:
     """A fill colour in 0..1 units: one number for every channel, or one per channel."""
     values = value if isinstance(value, (list, tuple)) else [value]

@@ -9,7 +9,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from lowres import __version__
 from lowres.errors import LowresError
 
 EPILOG = """examples:
@@ -51,6 +50,8 @@ def _cmd_train(args) -> int:
         raise LowresError(f"--resume continues {args.resume} with its own config.yaml: drop "
                           f"{config} (key=value overrides are still allowed)")
     time_limit = parse_duration(args.time_limit) if args.time_limit else None
+    if args.budget:
+        overrides.append(f"train.budget={args.budget}")
     if args.devices is not None and args.devices != 1 and not args.dry_run:
         from lowres.train.launch import train_on_devices
 
@@ -66,7 +67,10 @@ def _cmd_train(args) -> int:
 def _cmd_predict(args) -> int:
     from lowres.predict.predictions import predict
 
-    predict(args.runs, args.data, tta=args.tta, out=args.out, which=args.checkpoint,
+    from lowres.predict.tta import tta_setting
+
+    tta = tta_setting(args.tta, args.tta_views, args.tta_beta)
+    predict(args.runs, args.data, tta=tta, out=args.out, which=args.checkpoint,
             device=args.device, cache_dir=args.cache_dir)
     return 0
 
@@ -74,9 +78,26 @@ def _cmd_predict(args) -> int:
 def _cmd_evaluate(args) -> int:
     from lowres.predict.predictions import evaluate
 
-    evaluate(args.run, args.data, which=args.checkpoint, tta=args.tta, device=args.device,
-             out_dir=args.out)
+    from lowres.predict.tta import tta_setting
+
+    tta = tta_setting(args.tta, args.tta_views, args.tta_beta)
+    evaluate(args.run, args.data, which=args.checkpoint, tta=tta, device=args.device,
+             out_dir=args.out, top_losses=args.top_losses)
     return 0
+
+
+def _tta_arguments(p) -> None:
+    """--tta, --tta-views, --tta-beta of predict and evaluate (modes: lowres.predict.tta)."""
+    p.add_argument("--tta", default="auto", choices=["auto", "none", "flip", "aug", "aug+flip"],
+                   help="test-time augmentation. auto (the default): aug when the run's last "
+                        "stage has augmentation, else none; aug: N views drawn from the run's "
+                        "own last-stage augmentation (without mixup/cutmix/erasing), blended "
+                        "with the plain image; aug+flip: the same, the plain part with its "
+                        "horizontal flip; flip: the image and its horizontal flip; none")
+    p.add_argument("--tta-views", type=int, metavar="N",
+                   help="augmented views per image for auto/aug/aug+flip (default 4)")
+    p.add_argument("--tta-beta", type=float, metavar="W",
+                   help="weight of the plain view in the blend, 0..1 (default 0.25, as fastai)")
 
 
 def _cmd_export(args) -> int:
@@ -208,6 +229,15 @@ def _cmd_tune(args) -> int:
     return 0
 
 
+def _cmd_lr_find(args) -> int:
+    from lowres.train.lr_find import find_lr
+
+    given = {k: v for k, v in (("start", args.start), ("end", args.end), ("steps", args.steps))
+             if v is not None}  # the defaults live in train/lr_find.py (torch: imported late)
+    find_lr(args.config, list(args.overrides), plot=args.out, **given)
+    return 0
+
+
 def _cmd_options(args) -> int:
     from lowres.cli.options import option_lines
 
@@ -223,12 +253,26 @@ def _cmd_augment_preview(args) -> int:
     return 0
 
 
+class _Version(argparse.Action):
+    """`lowres --version`: the installed version, read only when asked (importlib.metadata
+    is not free, and every command builds the parser)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from lowres.run.environment import lowres_version
+
+        print(f"lowres {lowres_version()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lowres", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
         description="Train image classifiers from scratch on small, low-resolution images and "
                     "write competition submissions.")
-    parser.add_argument("--version", action="version", version=f"lowres {__version__}")
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -263,6 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "last checkpoint left off")
     p.add_argument("--time-limit", metavar="DURATION", help="stop cleanly after this long (e.g. "
                    "11h30m for a 12-hour session), saving a resumable checkpoint")
+    p.add_argument("--budget", metavar="DURATION", help="fit the whole plan in this much time (e.g. "
+                   "5m): every stage's epochs are scaled, keeping their proportions, so the "
+                   "schedules and the last stage finish (train.budget; unlike --time-limit, "
+                   "which pauses the plan where the clock stops it)")
     p.add_argument("--pause-after", type=int, metavar="EPOCHS", help="stop cleanly after this many "
                    "epochs of this session (resume later with --resume)")
     p.add_argument("--devices", type=int, metavar="N", help="train on N GPUs (or N CPU processes) "
@@ -271,13 +319,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="validate config and data, build the "
                    "model, run one batch forward and backward, print the plan, write nothing")
 
+    p = add("lr-find", _cmd_lr_find, "an LR range test: which learning rate to train with",
+            "Train a fresh copy of the config's model on its first stage (data, augmentation, "
+            "optimizer) for --steps steps with the LR growing exponentially from --start to "
+            "--end, smooth the loss, and print the suggested LR (the valley rule: halfway "
+            "along the longest descent of the smoothed loss) with a plot. Writes no run "
+            "directory. `optimizer.lr: find` in a stage runs the same test at its start.")
+    p.add_argument("config", help="YAML config")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    p.add_argument("--start", type=float, help="first LR (default 1e-06)")
+    p.add_argument("--end", type=float, help="last LR (default 10)")
+    p.add_argument("--steps", type=int, help="steps (batches) at most (default 100); it stops "
+                                             "early when the smoothed loss diverges")
+    p.add_argument("--out", default="lr_find.png", help="the plot (default: lr_find.png)")
+
     p = add("predict", _cmd_predict, "write a submission CSV (Id,Category) for the test images",
             "Predict every image in DATA/test/ (file-name order). Several runs form an ensemble "
             "(averaged probabilities).")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (several = ensemble)")
     p.add_argument("--data", required=True, help="dataset directory holding test/")
-    p.add_argument("--tta", default="none", choices=["none", "flip"],
-                   help="test-time augmentation: flip averages with horizontal flips")
+    _tta_arguments(p)
     p.add_argument("--out", default="submission.csv", help="output CSV (default: submission.csv)")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"],
                    help="which checkpoint of each run: best.pt (chosen by the run's "
@@ -290,7 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", metavar="RUN_DIR")
     p.add_argument("--data", help="labelled data: a dataset directory or <class>/ folders "
                                   "(default: the run's own val split)")
-    p.add_argument("--tta", default="none", choices=["none", "flip"])
+    _tta_arguments(p)
+    p.add_argument("--top-losses", type=int, default=16, metavar="N",
+                   help="images in the top-losses grid (default 16)")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
     p.add_argument("--device", default="auto")
     p.add_argument("--out", help="output directory (default: RUN_DIR/evaluation)")
@@ -337,7 +400,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides for every run")
     p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
-                   help="a key and its values, read as a YAML flow list (repeatable)")
+                   help="a key and its values, read as a YAML flow list (repeatable): "
+                        "'model.dropout=0.0,0.2' or 'model.dropout=[0.0,0.2]' (one bracketed list "
+                        "is the values); a list-valued key takes a list of lists, e.g. "
+                        "'stages.0.scheduler.milestones=[[10,20],[30]]'")
     p.add_argument("--grid-file", metavar="GRID.yaml",
                    help="a YAML file of dotted keys and lists of values, e.g. "
                         "'stages.0.optimizer.lr: [0.1, 0.05]'")

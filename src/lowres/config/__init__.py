@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 
-from lowres.basics.checks import integer, number, one_of
+from lowres.basics.checks import duration, integer, number, one_of
 from lowres.config.tree import (  # noqa: F401 (re-exported: the config API lives here)
     apply_override, checked, from_dict, merge, parse_override, to_dict, unshare)
 from lowres.errors import ConfigError
@@ -77,17 +77,27 @@ class TrainConfig:
     label_smoothing: Annotated[float, number(0.0, 0.99), "of the training loss"] = 0.1
     device: Annotated[str, "auto | cpu | cuda | cuda:N"] = "auto"
     precision: Annotated[Literal["auto", "fp32", "bf16", "fp16"],
-                         "auto: bf16 on CUDA, fp32 on CPU"] = "auto"
-    channels_last: Annotated[YesNoAuto, "auto: yes (faster on CUDA and CPU)"] = "auto"
-    compile: Annotated[YesNoAuto, "torch.compile the model; auto: yes on CUDA"] = "auto"
+                         "auto: by the GPU's row of train/device.GENERATIONS: bf16 from sm_80, "
+                         "fp16 from sm_70 (with a grad scaler), fp32 below; fp32 on the CPU"] = "auto"
+    channels_last: Annotated[YesNoAuto, "auto: by the GPU's row of train/device.GENERATIONS: yes "
+                                        "from sm_70 (tensor cores read NHWC), no below; yes on "
+                                        "the CPU (oneDNN: faster)"] = "auto"
+    compile: Annotated[YesNoAuto, "torch.compile the model; auto: by the GPU's row of "
+                                  "train/device.GENERATIONS: yes from sm_80, no below (Triton "
+                                  "supports sm_80+; yes is allowed from sm_70); no on the CPU"] = "auto"
     augment_masking: Annotated[Literal["auto", "subset", "where"],
                                "auto: where on accelerators, subset on CPU"] = "auto"
-    compile_augment: Annotated[YesNo, "yes: the augmentation ops as one compiled graph "
-                                      "(needs where)"] = "no"
+    compile_augment: Annotated[YesNo, "yes: the augmentation ops as one compiled graph (needs "
+                                      "where; on a GPU sm_70+, as train.compile=yes)"] = "no"
     cudnn_benchmark: Annotated[bool, "let cuDNN pick the fastest convolution algorithms"] = True
     ema: Annotated[float, number(0.0, 0.999999), "EMA decay of the weights (e.g. 0.999); 0 = off"] = 0.0
     threads: Annotated[int | None, "CPU threads for torch; default: all cores (shared under "
                                    "torchrun)"] = None
+    budget: Annotated[str | None, duration,
+                      "wall time for the whole plan (e.g. 5m): every stage's epochs are scaled, "
+                      "keeping their proportions, so the plan and its schedules end within it "
+                      "(timed on the first steps, re-estimated each epoch; train/time_budget.py)"
+                      ] = None
     checkpoint_minutes: Annotated[float, number(0.0), "also save last.pt mid-epoch at most this "
                                                       "often; 0 = off"] = 10.0
     # Evidence for the rules in benchmarks/RESULTS.md, "Checkpoint choice".
@@ -100,10 +110,22 @@ class TrainConfig:
                                               "steps"] = 20
 
 
+def _lr_or_find(key: str, value: Any) -> Any:
+    """optimizer.lr: a positive number, or "find" (train/lr_find.py: the LR range test at
+    the stage's start picks the number, which then replaces "find" in the run's config.yaml)."""
+    return value if value == "find" else _POSITIVE_LR(key, value)
+
+
+_POSITIVE_LR = number(0.0, low_open=True)
+_lr_or_find.shows = "> 0.0, or find"  # what `lowres options` prints (basics.checks.shows)
+
+
 @dataclass
 class OptimizerConfig:
     name: Annotated[str, one_of("lowres.train.optim:OPTIMIZERS"), "the optimizer"] = "sgd"
-    lr: Annotated[float, number(0.0, low_open=True), "peak learning rate"] = 0.1
+    lr: Annotated[float | Literal["find"], _lr_or_find,
+                  "peak learning rate; find: an LR range test at the stage's start chooses it "
+                  "(`lowres lr-find`), and the run's config.yaml keeps the number"] = 0.1
     momentum: Annotated[float, "SGD only"] = 0.9
     nesterov: Annotated[bool, "SGD only: Nesterov momentum"] = False
     weight_decay: Annotated[float, "L2 penalty (decoupled for adamw)"] = 1e-4

@@ -12,7 +12,8 @@ Contents (every key listed here, nanoGPT-style):
   position {stage, stage_epoch, step, epoch, started} (train/run_state.py): where training continues,
   partial {loss_sum, correct, seen, seconds}: accumulators of a cut epoch,
   rng {torch, cuda (this process's GPU, or None), augment, augment_device} (train/rng.py),
-  elapsed (seconds of training so far), best {val_acc, epoch, and train/selection.py's state},
+  elapsed (seconds of training so far), budget (train/time_budget.py's state, or None),
+  best {val_acc, epoch, and train/selection.py's state},
   nan_skips (steps undone by train.on_nan=skip_step so far)
 A mid-epoch checkpoint (train.checkpoint_minutes) is a "last" one whose position.step > 0.
 

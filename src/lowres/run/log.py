@@ -28,7 +28,7 @@ from lowres.run.environment import environment
 from lowres.run import metrics
 
 EVENT_KINDS = ("run_start", "resume", "stage_start", "lr_drop", "best", "stop", "stage_end",
-               "interrupted", "run_end", "warning", "moved")
+               "interrupted", "run_end", "warning", "moved", "lr_find", "budget")
 
 
 def now_iso() -> str:

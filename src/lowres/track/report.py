@@ -149,9 +149,39 @@ def _summary(run: RunData) -> list[tuple[str, Any]]:
     return items
 
 
+EVALUATION_DIR = "evaluation"  # what `lowres evaluate` writes inside a run (lowres.predict)
+
+
+def _evaluation(run_dir: Path) -> dict[str, Any] | None:
+    """The most confused pairs and the top-losses grid that `lowres evaluate` wrote into
+    RUN/evaluation/, or None (never evaluated, an older lowres's evaluation, unreadable)."""
+    folder = Path(run_dir) / EVALUATION_DIR
+    try:
+        result = json.loads((folder / "evaluation.json").read_text())
+    except (OSError, ValueError):
+        return None
+    pairs = result.get("most_confused") if isinstance(result, dict) else None
+    if not isinstance(pairs, list):
+        return None
+    try:
+        rows = [[p["true"], p["predicted"], int(p["count"])] for p in pairs]
+    except (KeyError, TypeError, ValueError):
+        return None
+    accuracy = result.get("accuracy")
+    line = f"{result.get('source', '?')}, {result.get('images', '?')} images"
+    if isinstance(accuracy, (int, float)):
+        line += f", accuracy {100 * accuracy:.2f}%"
+    line += f", checkpoint {result.get('checkpoint', '?')}, tta {result.get('tta', '?')}"
+    if result.get("tta_views"):
+        line += f" ({result['tta_views']} views, plain weight {result.get('tta_beta', '?')})"
+    return {"line": line, "header": ["true", "predicted", "images"], "rows": rows,
+            "imgs": embedded_images([folder / "top_losses.png"])}
+
+
 def build_run_report(run: RunData, plot_paths: Sequence[Path]) -> str:
     """The HTML text of a run's report (no file written)."""
     return render("run.html", title=f"lowres run {run.name}", name=run.name, state=run.state,
+                  evaluation=_evaluation(run.dir),
                   state_class=STATE_CLASSES.get(run.state, "other"), updated=now_iso(),
                   summary=_summary(run), imgs=embedded_images(plot_paths), stages=_stages(run),
                   metrics=_metrics_table(run), events=_events(run),

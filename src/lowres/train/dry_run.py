@@ -18,6 +18,7 @@ from lowres.basics.intervals import split_precision_line
 from lowres.models import build_model, count_parameters
 from lowres.train.device import DevicePolicy
 from lowres.train.engine import soft_cross_entropy
+from lowres.train.lr_find import numeric_lr
 from lowres.train.memory_estimate import STATE_COPIES, estimate
 from lowres.train.optim import build_optimizer
 from lowres.train.schedules import Schedule
@@ -43,7 +44,7 @@ def dry_run(cfg: Config, data: Prepared, policy: DevicePolicy, run_dir, out) -> 
         logits = model(x)
     loss = soft_cross_entropy(logits.float(), targets, cfg.train.label_smoothing)
     loss.backward()
-    build_optimizer(model, cfg.stages[0].optimizer).step()
+    build_optimizer(model, numeric_lr(cfg.stages[0].optimizer)).step()
 
     steps = len(batch_bounds(len(data.train_labels), cfg.train.batch_size))
     p = lambda text="": print(text, file=out)  # noqa: E731
@@ -68,7 +69,8 @@ def dry_run(cfg: Config, data: Prepared, policy: DevicePolicy, run_dir, out) -> 
                              bool(cfg.train.ema), policy.amp_dtype is not None or policy.device.type == "cpu")
     p(f"memory: {memory.line(cfg.train.batch_size)}")
     if policy.gpu is not None:
-        here = memory.line(cfg.train.batch_size, policy.gpu.memory_bytes, "it")
+        resident = data.train_images.nbytes + data.train_labels.nbytes if policy.resident else 0
+        here = memory.line(cfg.train.batch_size, policy.gpu.memory_bytes, "it", resident)
         p(f"  on this {policy.gpu.short_name}: {here}")
         p(f"  speed: {_seconds_per_epoch(model, data, cfg, policy, steps)}")
     p(f"batch {cfg.train.batch_size}, {_plural(steps, 'step')} per epoch, label smoothing "
@@ -80,8 +82,13 @@ def dry_run(cfg: Config, data: Prepared, policy: DevicePolicy, run_dir, out) -> 
           f"{o.weight_decay}" + (f" momentum {o.momentum}" if o.name == "sgd" else "")
           + (" nesterov" if o.nesterov else "") + f"; scheduler {s.name}")
         p(f"  stops: {StopRule(stage).describe()}")
-        schedule = Schedule(s, o.lr, steps, stage.epochs)
-        if schedule.known_in_advance:
+        schedule = Schedule(s, 1.0 if o.lr == "find" else o.lr, steps, stage.epochs)
+        if o.lr == "find":
+            p("  LR: chosen by an LR range test at the stage's start (train/lr_find.py; "
+              "`lowres lr-find` runs it alone)" + (
+                  ", then per epoch x " + ", ".join(f"{lr:.3g}" for lr in schedule.epoch_lrs()[:12])
+                  + (" ..." if stage.epochs > 12 else "") if schedule.known_in_advance else ""))
+        elif schedule.known_in_advance:
             lrs = schedule.epoch_lrs()
             shown = ", ".join(f"{lr:.4g}" for lr in lrs[:12]) + (" ..." if len(lrs) > 12 else "")
             p(f"  LR per epoch: {shown}")
@@ -110,7 +117,7 @@ def _seconds_per_epoch(model, data: Prepared, cfg: Config, policy: DevicePolicy,
     if policy.channels_last:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
-    optimizer = build_optimizer(model, cfg.stages[0].optimizer)
+    optimizer = build_optimizer(model, numeric_lr(cfg.stages[0].optimizer))
     scaler = torch.amp.GradScaler("cuda", enabled=policy.needs_scaler)
     try:
         for i in range(2 + timed):  # two warm-up steps (cuDNN autotuning, allocator)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from lowres.augment.base import forced_masking
 from lowres.data.loader import EpochLoader, eval_batches
-from lowres.errors import LowresError, first_line
+from lowres.errors import LowresError, compile_failure
 from lowres.basics.progress import bar
 from lowres.train.device import intended_sync
 from lowres.train.device import DevicePolicy
@@ -143,13 +143,16 @@ class Engine:
                 raise
             optimizer.zero_grad(set_to_none=True)
             result = self._step(self.train_model, x, targets, optimizer)
-            print(f"lowres: torch.compile failed ({first_line(exc)}); continuing without it",
+            print(f"lowres: torch.compile failed ({compile_failure(exc)}); continuing without it",
                   file=sys.stderr)
             self.forward = self.train_model
             return result
 
+    resident_bytes = 0  # the dataset kept on this GPU (set by the run): no room for batches there
+
     def _batch_that_fits(self, x: torch.Tensor, optimizer: torch.optim.Optimizer) -> str:
-        """The advice of an out-of-memory error: the batch the memory estimate fits."""
+        """The advice of an out-of-memory error: the batch the memory estimate fits beside
+        the dataset when the dataset is kept on the GPU."""
         from lowres.train.memory_estimate import estimate
 
         if self.policy.gpu is None:
@@ -159,12 +162,15 @@ class Engine:
             if x.is_cuda:
                 torch.cuda.empty_cache()
             fits = estimate(self.module, tuple(x.shape[1:]), kind, self.ema is not None,
-                            self.policy.amp_dtype is not None).largest_batch(self.policy.gpu.memory_bytes)
+                            self.policy.amp_dtype is not None).largest_batch(self.policy.gpu.memory_bytes,
+                                                                             self.resident_bytes)
         except (torch.OutOfMemoryError, RuntimeError):
             return "lower train.batch_size"
+        dataset = f", {self.resident_bytes / 2**30:.2f} GiB of it the dataset" if self.resident_bytes else ""
         return (f"set train.batch_size={fits} or lower (the estimate of what fits this "
-                f"{self.policy.gpu.short_name}'s {self.policy.gpu.memory_bytes / 2**30:.0f} GiB)"
-                if fits else "the model alone does not fit this GPU: choose a smaller model.name")
+                f"{self.policy.gpu.short_name}'s {self.policy.gpu.memory_bytes / 2**30:.0f} GiB{dataset})"
+                if fits else "the model alone does not fit this GPU: choose a smaller model.name"
+                + (" or data.resident=no" if self.resident_bytes else ""))
 
     def _step(self, model_fn: Callable, x: torch.Tensor, targets: torch.Tensor,
               optimizer: torch.optim.Optimizer) -> tuple[torch.Tensor, torch.Tensor]:
@@ -275,12 +281,22 @@ class Engine:
 
     @torch.inference_mode()
     def logits(self, model: torch.nn.Module, images: np.ndarray, pipeline, batch_size: int,
-               tta: str = "none") -> torch.Tensor:
+               tta: str = "none", views=None) -> torch.Tensor:
         """Float32 logits [N, K] on the CPU; `tta='flip'` averages with horizontal flips
-        (in probability space, returned as log-probabilities)."""
+        (in probability space, returned as log-probabilities). `views(x_u8, forward)`, when
+        given (lowres.predict.tta), returns a batch's probabilities from any views it
+        makes, `forward` taking normalised float images to float32 logits."""
         model.eval()
         out = []
+
+        def forward(x: torch.Tensor) -> torch.Tensor:
+            with self.policy.autocast():
+                return model(self._prepare(x)).float()
+
         for x_u8, _ in eval_batches(images, None, batch_size, self.policy.device):
+            if views is not None:
+                out.append(views(x_u8, forward).clamp_min(1e-12).log().cpu())
+                continue
             x = self._prepare(pipeline.normalize(x_u8))
             with self.policy.autocast():
                 z = model(x).float()

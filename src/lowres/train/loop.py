@@ -4,7 +4,7 @@ by epoch, and leave it resumable whatever happens.
 Reading order: `train` checks the inputs and builds the `Run` (train/run_state.py); `_train`
 is the loop over stages and epochs; `end_epoch` is everything between two epochs
 (evaluate, record, schedule, best.pt, stop rule); `_pause` and `_finish` are the two ways
-out. The `Position` (train/position.py) moves only here.
+out. The `Position` (train/run_state.py) moves only here.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from typing import Callable
 
 from lowres import config as config_mod
 from lowres.data.prepare import prepare
+from lowres.basics import compat
 from lowres.basics.disk import DiskFullError
 from lowres.basics.durations import format_duration
 from lowres.errors import LowresError
@@ -34,6 +35,7 @@ from lowres.train.run_state import Run, RunResult
 from lowres.train.selection import advance as advance_best
 from lowres.train.selection import warn_small_selection_split
 from lowres.train.step_control import StepControl, StopFlag
+from lowres.train.time_budget import plan_budget, rebudget
 
 
 def train(config_path: str | Path | None, overrides: list[str] = (), run_dir: str | Path | None = None,
@@ -49,6 +51,8 @@ def train(config_path: str | Path | None, overrides: list[str] = (), run_dir: st
     status.json (`lowres tune`'s pruner returns "pruned")."""
     out = out or sys.stdout
     dist = distributed.init()
+    if dist.is_main:  # a torch newer than any tested: one line, once per process
+        compat.warn_if_newer_torch(sys.stderr)
     if not dist.is_main:  # one voice: rank 0 prints and shows progress
         out = open(os.devnull, "w")  # noqa: SIM115
         os.environ["LOWRES_PROGRESS"] = "0"
@@ -80,12 +84,17 @@ def train(config_path: str | Path | None, overrides: list[str] = (), run_dir: st
             check_same_data(state, data, run_dir)
         policy = resolve(cfg.train, cfg.data, data.train_images.nbytes, dist.local_rank,
                          dist.world_size)
+        # train.budget scales the stages' epochs now, before any schedule exists (and, for a
+        # new run, before its directory does: a budget too short leaves nothing behind).
+        budget = plan_budget(cfg, data, policy, state, dist, out) if cfg.train.budget else None
         if resume is None and not dry_run and dist.is_main:
             # Only now, with config and data known good, does the new directory appear:
             # bad input leaves nothing behind.
             lock = run_lock.RunLock(run_dir).acquire()
             check_new_run_dir(run_dir, lock_is_ours=True)
         run = Run(cfg, run_dir, data, policy, dist) if not dry_run else None
+        if run is not None:
+            run.budget = budget
         if dry_run:
             from lowres.train.dry_run import dry_run as do_dry_run
 
@@ -138,6 +147,8 @@ def _train(run: Run, state: dict | None, overrides: list[str], flag: StopFlag, o
            resumed: bool, on_epoch_end: Callable[[dict], str | None] | None = None) -> RunResult:
     cfg, log, dist = run.cfg, run.log, run.dist
     _start_or_resume(run, state, overrides, resumed)
+    if run.budget is not None:
+        run.budget.start_clock()
     log.set_status("running")
     print(f"lowres: training {log.dir} on {run.policy.describe_choices()}", file=out)
     flag.install()
@@ -206,6 +217,10 @@ def _start_or_resume(run: Run, state: dict | None, overrides: list[str], resumed
                   train_images=len(run.data.train_labels),
                   val_images=len(run.data.val_labels), classes=run.data.num_classes,
                   world_size=dist.world_size)
+        if run.budget is not None:
+            log.event("budget", epoch=0, stage=0, epochs=[s.epochs for s in cfg.stages],
+                      planned=run.budget.planned, seconds=run.budget.seconds,
+                      epoch_seconds=round(run.budget.epoch_seconds, 3))
     else:
         run.restore(state)
         log.truncate_metrics(run.position.epoch)
@@ -253,6 +268,8 @@ def end_epoch(run: Run, progress: EpochProgress, seconds: float, pipeline, out) 
     if pos.epoch == 1 and log.enabled:
         warn_small_selection_split(log, len(data.val_labels), rule)
 
+    if run.budget is not None:  # the plan scaled again from the measured epochs
+        rebudget(run, out)
     reason = run.stop.update(pos.stage_epoch, dropped, row.get("val_acc"))
     print(epoch_line(row, run.stage.epochs), file=out, flush=True)
     if reason is None:

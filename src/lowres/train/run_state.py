@@ -38,8 +38,10 @@ from lowres.train.background import BackgroundWriter, snapshot
 from lowres.train.data_fingerprint import fingerprint
 from lowres.train.device import DevicePolicy
 from lowres.train.engine import Engine, EpochProgress, Evaluation
+from lowres.train import lr_find
 from lowres.train.nan_guard import NanGuard, require_finite
 from lowres.train.optim import build_optimizer
+from lowres.train.time_budget import TimeBudget
 from lowres.train.schedules import Schedule
 from lowres.train.schedules import StopRule
 
@@ -116,6 +118,8 @@ class Run:
         self.loader = EpochLoader(data.train_images, data.train_labels, cfg.train.batch_size,
                                   policy.device, policy.resident, cfg.seed, dist.rank,
                                   dist.world_size)
+        if policy.resident and policy.device.type == "cuda":  # no room for batches there
+            self.engine.resident_bytes = data.train_images.nbytes + data.train_labels.nbytes
         self.aug_gen = torch.Generator(device=policy.device)
         self.aug_gen.manual_seed(cfg.seed * 1_000_003 + dist.rank)
         self.position = Position()
@@ -124,6 +128,7 @@ class Run:
         self.schedule: Schedule | None = None
         self.stop: StopRule | None = None
         self.elapsed = 0.0
+        self.budget: TimeBudget | None = None  # train.budget (time_budget.plan_budget)
         self.best = {"val_acc": None, "epoch": None}
         self.last_row: dict | None = None  # the latest metrics.csv row (loop.end_epoch)
         self.writer = BackgroundWriter()
@@ -132,6 +137,8 @@ class Run:
     def start_stage(self) -> None:
         """Build (or carry over) the optimizer, schedule and stop rule of the current stage."""
         stage = self.stage
+        if stage.optimizer.lr == lr_find.FIND:
+            self.find_lr()
         fresh = stage.reset_optimizer or self.optimizer is None
         if fresh:
             self.optimizer = build_optimizer(self.engine.module, stage.optimizer)
@@ -144,6 +151,34 @@ class Run:
         self.position.start_stage()
         self.log.event("stage_start", epoch=self.position.epoch, stage=self.position.stage,
                        name=self.stage_name, reset_optimizer=fresh)
+
+    def find_lr(self) -> None:
+        """`optimizer.lr: find`: the LR range test (train/lr_find.py) on a copy of the model
+        as it stands now, before the stage's first step; its suggestion becomes the stage's
+        lr in the config, in config.yaml and in every checkpoint, so a resume never runs it
+        again. Rank 0 runs it and every rank takes its number. The test leaves the model
+        and the random streams as they were: the run stays reproducible."""
+        pos, name = self.position, self.stage_name
+        found = None
+        if self.dist.is_main:
+            result = lr_find.range_test(
+                self.engine.module, self.cfg, self.stage, self.data, self.policy, self.loader,
+                stage_index=pos.stage, desc=f"{name} lr-find",
+                advice=f"set stages.{pos.stage}.optimizer.lr to a number "
+                       f"(or try `lowres lr-find` with a lower --end)")
+            found = {"lr": result.suggestion, "rule": result.rule, "start": result.start,
+                     "end": result.end, "steps": len(result.lrs), "stopped": result.stopped,
+                     "suggestions": result.suggestions, "seconds": round(result.seconds, 2)}
+            if self.log.enabled:
+                (self.log.dir / "plots").mkdir(exist_ok=True)
+                result.save_plot(self.log.dir / "plots" / f"lr_find_stage{pos.stage + 1}.png")
+            print(f"lowres: {name}: {result.line()} (LR range test, {len(result.lrs)} steps "
+                  f"in {result.seconds:.1f} s)", file=sys.stderr)
+        found = self.dist.broadcast_object_from_main(found)
+        self.stage.optimizer.lr = found["lr"]
+        if self.dist.is_main:
+            config_mod.save(self.cfg, self.log.dir / "config.yaml")  # atomic (disk.replace_text)
+        self.log.event("lr_find", epoch=pos.epoch, stage=pos.stage, name=name, **found)
 
     @property
     def stage(self):
@@ -236,6 +271,7 @@ class Run:
             "partial": partial.as_dict() if partial else None,
             "rng": rng.capture(self.aug_gen, self.policy.device),
             "elapsed": self.elapsed,
+            "budget": self.budget.state_dict() if self.budget else None,
             "best": dict(self.best),
             "nan_skips": self.engine.nan_guard.skipped(),
         }
@@ -281,7 +317,8 @@ class Run:
         if state["optimizer"] is not None and stage is not None:
             # A stage that carries its optimizer over has the same kind as the one before
             # (config validation), so the current stage's settings rebuild either one.
-            self.optimizer = build_optimizer(self.engine.module, stage.optimizer)
+            # (numeric_lr: at a boundary before a stage with `lr: find`, which sets it at start)
+            self.optimizer = build_optimizer(self.engine.module, lr_find.numeric_lr(stage.optimizer))
             self.optimizer.load_state_dict(state["optimizer"])
         if stage is not None and self.position.started:
             self.schedule = Schedule(stage.scheduler, stage.optimizer.lr,
