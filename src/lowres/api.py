@@ -96,20 +96,10 @@ class TrainedRun:
     def plot(self):
         """Loss, accuracy and learning-rate curves in one matplotlib Figure; shown inline in
         Jupyter."""
-        from lowres.basics.progress import in_notebook
-        from lowres.track.plots import curves_figure
+        from lowres.track.plots import curves_figure, shown_inline
 
         fig = curves_figure(self._data())
-        if in_notebook():
-            import io
-
-            from IPython.display import Image, display
-
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png")
-            display(Image(data=buf.getvalue()))
-            return None  # shown once: a returned Figure could be rendered a second time
-        return fig
+        return shown_inline(fig)
 
     def predict(self, data: str | Path, **kwargs):
         """`lowres.predict([this run], data, ...)`."""

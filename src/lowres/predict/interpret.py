@@ -134,20 +134,11 @@ class Interpretation:
     def plot_top_losses(self, n: int = TOP_LOSSES, columns: int = 4):
         """The grid of `lowres evaluate`'s top_losses.png: shown inline in Jupyter (returns
         None there), else returned as a matplotlib Figure."""
-        from lowres.basics.progress import in_notebook
+        from lowres.track.plots import shown_inline
 
         rows = top_losses(self.probs, self.labels, self.class_names, self.names, n)
         fig = top_losses_figure(self.images, rows, columns)
-        if in_notebook():
-            import io
-
-            from IPython.display import Image, display
-
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png")
-            display(Image(data=buf.getvalue()))
-            return None
-        return fig
+        return shown_inline(fig)
 
 
 def _frame(rows: list[dict], columns: list[str]):

@@ -45,6 +45,23 @@ def figure(figsize=FIGSIZE):
     return fig
 
 
+def shown_inline(fig):
+    """In Jupyter: the figure shown once as a PNG, and None (a returned Figure would be drawn a
+    second time). Elsewhere: the figure itself, for the caller to save or show."""
+    from lowres.basics.progress import in_notebook
+
+    if not in_notebook():
+        return fig
+    import io
+
+    from IPython.display import Image, display
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    display(Image(data=buf.getvalue()))
+    return None
+
+
 def new_figure(figsize=FIGSIZE, right: float = 0.97, panels: int = 1):
     """A figure and its Axes: one, or an array of `panels` side by side."""
     fig = figure(figsize)

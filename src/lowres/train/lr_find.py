@@ -34,7 +34,7 @@ import torch
 
 from lowres.augment import build_pipeline
 from lowres.augment.base import forced_masking
-from lowres.basics.progress import bar, in_notebook
+from lowres.basics.progress import bar
 from lowres.config import Config, StageConfig
 from lowres.data.loader import EpochLoader
 from lowres.data.prepare import Prepared
@@ -124,17 +124,9 @@ class LRFinderResult:
 
     def plot(self):
         """The figure, shown inline in Jupyter (and then None), else returned."""
-        fig = self.figure()
-        if in_notebook():
-            import io
+        from lowres.track.plots import shown_inline
 
-            from IPython.display import Image, display
-
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png")
-            display(Image(data=buf.getvalue()))
-            return None
-        return fig
+        return shown_inline(self.figure())
 
 
 # ---------------------------------------------------------------------------- the rules
